@@ -1,0 +1,129 @@
+//! Folding client updates into the next global model. Streaming: running
+//! weighted sums, so memory is O(model) whatever the number of clients. Used
+//! by the in-process simulation and by the server alike.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::optim::Adam;
+use crate::model::params::Tensors;
+use crate::model::{Backbone, GlobalModel};
+use crate::update::ModelUpdate;
+
+/// How the averaged change of the dense fusion parameters is applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerStep {
+    /// global += lr * average change (lr = 1 is plain FedAvg).
+    Plain { lr: f32 },
+    /// The average change taken as a negative gradient for Adam (the paper's choice).
+    Adam { lr: f32 },
+}
+
+/// Server-side optimiser state that persists across rounds.
+#[derive(Clone, Debug)]
+pub enum ServerOptimizer {
+    Plain { lr: f32 },
+    Adam(Adam),
+}
+
+impl ServerOptimizer {
+    pub fn new(step: &ServerStep) -> Self {
+        match *step {
+            ServerStep::Plain { lr } => ServerOptimizer::Plain { lr },
+            ServerStep::Adam { lr } => ServerOptimizer::Adam(Adam::new(lr)),
+        }
+    }
+}
+
+pub struct Aggregator {
+    backbone: Backbone,
+    dense_sum: Vec<f64>,
+    total_weight: f64,
+    row_sum: Array2<f32>,
+    row_weight: Vec<f64>,
+    updates: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AggregateReport {
+    pub updates: usize,
+    pub rows_changed: usize,
+}
+
+impl Aggregator {
+    pub fn new(model: &GlobalModel, backbone: Backbone) -> Self {
+        Aggregator {
+            backbone,
+            dense_sum: vec![0.0; model.fusion.num_params()],
+            total_weight: 0.0,
+            row_sum: Array2::zeros((model.n_items(), model.dim())),
+            row_weight: vec![0.0; model.n_items()],
+            updates: 0,
+        }
+    }
+
+    pub fn updates(&self) -> usize {
+        self.updates
+    }
+
+    /// Adds one update; an invalid one is rejected and changes nothing.
+    pub fn add(&mut self, model: &GlobalModel, update: &ModelUpdate) -> Result<()> {
+        update.validate(model)?;
+        let w = self.backbone.aggregation_weight(update.samples);
+        for (s, &d) in self.dense_sum.iter_mut().zip(&update.dense) {
+            *s += w * d as f64;
+        }
+        self.total_weight += w;
+        for (&id, row) in update
+            .item_rows
+            .ids
+            .iter()
+            .zip(update.item_rows.values.rows())
+        {
+            self.row_sum.row_mut(id as usize).scaled_add(w as f32, &row);
+            self.row_weight[id as usize] += w;
+        }
+        self.updates += 1;
+        Ok(())
+    }
+
+    /// Applies the averages: each item row by the mean over the clients that
+    /// touched it, the dense parameters through the server optimiser.
+    pub fn apply(
+        self,
+        model: &mut GlobalModel,
+        optimizer: &mut ServerOptimizer,
+    ) -> AggregateReport {
+        if self.updates == 0 {
+            return AggregateReport::default();
+        }
+        let mut rows_changed = 0;
+        let table = &mut model.items.0.0;
+        for (id, &w) in self.row_weight.iter().enumerate() {
+            if w > 0.0 {
+                table
+                    .row_mut(id)
+                    .scaled_add((1.0 / w) as f32, &self.row_sum.row(id));
+                rows_changed += 1;
+            }
+        }
+        let mean: Vec<f32> = self
+            .dense_sum
+            .iter()
+            .map(|s| (s / self.total_weight) as f32)
+            .collect();
+        match optimizer {
+            ServerOptimizer::Plain { lr } => model.fusion.add_flat(&mean, *lr),
+            ServerOptimizer::Adam(adam) => {
+                let grad: Vec<f32> = mean.iter().map(|m| -m).collect();
+                adam.step(&mut model.fusion.0, &grad);
+            }
+        }
+        AggregateReport {
+            updates: self.updates,
+            rows_changed,
+        }
+    }
+}

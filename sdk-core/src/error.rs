@@ -1,0 +1,25 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("invalid dataset: {0}")]
+    InvalidDataset(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! fedmr-core: the FedMR on-device engine.
+//!
+//! `model` holds the math (layers with hand-written backprop, MFFM, router,
+//! heads); `train` runs one local round and yields an `update`; `aggregate`
+//! folds updates into the next global model; `rank` scores items for a user;
+//! `data` loads datasets and `eval` applies the paper's protocol.
+
+pub mod aggregate;
+pub mod baselines;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod model;
+pub mod rank;
+pub mod rng;
+pub mod train;
+pub mod update;
+
+pub use error::{Error, Result};

@@ -1,0 +1,444 @@
+//! The Mixing Feature Fusion Module (FEDMR.md, "Model"): per-input
+//! projections with layer norm, and the Sum, MLP and Gate fusion experts.
+//! All of it is global: the per-user mixing lives in `router.rs`.
+//!
+//! Inputs are the item-ID embedding (optional, for the "no ID" ablation) and
+//! any number of content modalities. Input k is projected to z_k (B x d);
+//! each enabled expert maps [z_1..z_K] to a B x d item view.
+
+use ndarray::{Array2, ArrayView2, Axis, Zip, concatenate, s};
+use serde::{Deserialize, Serialize};
+
+use super::layers::activations::{relu, relu_backward, sigmoid};
+use super::layers::layer_norm::LayerNormCache;
+use super::layers::{LayerNorm, Linear};
+use super::params::Tensors;
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expert {
+    Sum,
+    Mlp,
+    Gate,
+}
+
+impl Expert {
+    pub const ALL: [Expert; 3] = [Expert::Sum, Expert::Mlp, Expert::Gate];
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpExpert {
+    pub hidden: Linear,
+    pub out: Linear,
+    pub norm: LayerNorm,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateExpert {
+    /// One gate per input: s(z_k Wg_k + bg_k).
+    pub gates: Vec<Linear>,
+    pub out: Linear,
+    pub norm: LayerNorm,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mffm {
+    pub dim: usize,
+    pub use_id: bool,
+    pub experts: Vec<Expert>,
+    /// W_m: d_m -> d, one per modality.
+    pub projections: Vec<Linear>,
+    /// One per input: the ID embedding first (when used), then each modality.
+    pub norms: Vec<LayerNorm>,
+    pub mlp: Option<MlpExpert>,
+    pub gate: Option<GateExpert>,
+}
+
+/// Forward values the backward pass needs.
+pub struct MffmCache {
+    z: Vec<Array2<f32>>,
+    norm_caches: Vec<LayerNormCache>,
+    mlp: Option<MlpCache>,
+    gate: Option<GateCache>,
+}
+
+struct MlpCache {
+    z_cat: Array2<f32>,
+    pre: Array2<f32>,
+    hidden: Array2<f32>,
+    norm: LayerNormCache,
+}
+
+struct GateCache {
+    g: Vec<Array2<f32>>,
+    u_cat: Array2<f32>,
+    norm: LayerNormCache,
+}
+
+impl Mffm {
+    /// `experts` are kept in the canonical order Sum, MLP, Gate whatever the
+    /// order given, so that two configurations naming the same set agree.
+    pub fn new(
+        dim: usize,
+        use_id: bool,
+        modality_dims: &[usize],
+        experts: &[Expert],
+        rng: &mut Rng,
+    ) -> Self {
+        let experts: Vec<Expert> = Expert::ALL
+            .into_iter()
+            .filter(|e| experts.contains(e))
+            .collect();
+        let inputs = usize::from(use_id) + modality_dims.len();
+        let projections = modality_dims
+            .iter()
+            .map(|&dm| Linear::new(dm, dim, rng))
+            .collect();
+        let norms = (0..inputs).map(|_| LayerNorm::new(dim)).collect();
+        let mlp = experts.contains(&Expert::Mlp).then(|| MlpExpert {
+            hidden: Linear::new(inputs * dim, 2 * dim, rng),
+            out: Linear::new(2 * dim, dim, rng),
+            norm: LayerNorm::new(dim),
+        });
+        let gate = experts.contains(&Expert::Gate).then(|| GateExpert {
+            gates: (0..inputs).map(|_| Linear::new(dim, dim, rng)).collect(),
+            out: Linear::new(inputs * dim, dim, rng),
+            norm: LayerNorm::new(dim),
+        });
+        Mffm {
+            dim,
+            use_id,
+            experts,
+            projections,
+            norms,
+            mlp,
+            gate,
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.norms.len()
+    }
+
+    pub fn modality_dims(&self) -> Vec<usize> {
+        self.projections.iter().map(Linear::inputs).collect()
+    }
+
+    /// Expert views of a batch of items, in `self.experts` order.
+    /// `id_rows` (B x d) must be given iff `use_id`; `features[m]` is B x d_m.
+    pub fn forward(
+        &self,
+        id_rows: Option<&ArrayView2<f32>>,
+        features: &[ArrayView2<f32>],
+    ) -> (Vec<Array2<f32>>, MffmCache) {
+        let mut pre: Vec<Array2<f32>> = Vec::with_capacity(self.inputs());
+        if self.use_id {
+            pre.push(id_rows.expect("ID rows required when use_id").to_owned());
+        }
+        for (proj, x) in self.projections.iter().zip(features) {
+            pre.push(proj.forward(x));
+        }
+        let (z, norm_caches): (Vec<_>, Vec<_>) = self
+            .norms
+            .iter()
+            .zip(&pre)
+            .map(|(n, p)| n.forward(&p.view()))
+            .unzip();
+
+        let mut outputs = Vec::with_capacity(self.experts.len());
+        let mut mlp_cache = None;
+        let mut gate_cache = None;
+        for expert in &self.experts {
+            match expert {
+                Expert::Sum => {
+                    let mut sum = z[0].clone();
+                    z[1..].iter().for_each(|zk| sum += zk);
+                    outputs.push(sum);
+                }
+                Expert::Mlp => {
+                    let mlp = self.mlp.as_ref().expect("MLP expert parameters");
+                    let z_cat = concat_cols(&z);
+                    let pre = mlp.hidden.forward(&z_cat.view());
+                    let hidden = relu(&pre.view());
+                    let (y, norm) = mlp.norm.forward(&mlp.out.forward(&hidden.view()).view());
+                    outputs.push(y);
+                    mlp_cache = Some(MlpCache {
+                        z_cat,
+                        pre,
+                        hidden,
+                        norm,
+                    });
+                }
+                Expert::Gate => {
+                    let gate = self.gate.as_ref().expect("gate expert parameters");
+                    let g: Vec<Array2<f32>> = gate
+                        .gates
+                        .iter()
+                        .zip(&z)
+                        .map(|(l, zk)| sigmoid(&l.forward(&zk.view()).view()))
+                        .collect();
+                    let u: Vec<Array2<f32>> = g.iter().zip(&z).map(|(gk, zk)| gk * zk).collect();
+                    let u_cat = concat_cols(&u);
+                    let (y, norm) = gate.norm.forward(&gate.out.forward(&u_cat.view()).view());
+                    outputs.push(y);
+                    gate_cache = Some(GateCache { g, u_cat, norm });
+                }
+            }
+        }
+        (
+            outputs,
+            MffmCache {
+                z,
+                norm_caches,
+                mlp: mlp_cache,
+                gate: gate_cache,
+            },
+        )
+    }
+
+    /// Adds parameter gradients into `grad` and returns dL/d(id_rows) when
+    /// the ID embedding is an input. `d_outputs` is in `self.experts` order.
+    pub fn backward(
+        &self,
+        cache: &MffmCache,
+        features: &[ArrayView2<f32>],
+        d_outputs: &[Array2<f32>],
+        grad: &mut Mffm,
+    ) -> Option<Array2<f32>> {
+        let mut dz: Vec<Array2<f32>> = cache.z.iter().map(|z| Array2::zeros(z.raw_dim())).collect();
+        for (expert, d_out) in self.experts.iter().zip(d_outputs) {
+            match expert {
+                Expert::Sum => dz.iter_mut().for_each(|d| *d += d_out),
+                Expert::Mlp => {
+                    let (mlp, c) = (
+                        self.mlp.as_ref().expect("MLP"),
+                        cache.mlp.as_ref().expect("MLP cache"),
+                    );
+                    let g = grad.mlp.as_mut().expect("MLP grad");
+                    let d_y = mlp.norm.backward(&c.norm, &d_out.view(), &mut g.norm);
+                    let d_hidden = mlp.out.backward(&c.hidden.view(), &d_y.view(), &mut g.out);
+                    let d_pre = relu_backward(&c.pre.view(), &d_hidden.view());
+                    let d_cat = mlp
+                        .hidden
+                        .backward(&c.z_cat.view(), &d_pre.view(), &mut g.hidden);
+                    add_split_cols(&mut dz, &d_cat);
+                }
+                Expert::Gate => {
+                    let (gate, c) = (
+                        self.gate.as_ref().expect("gate"),
+                        cache.gate.as_ref().expect("gate cache"),
+                    );
+                    let g = grad.gate.as_mut().expect("gate grad");
+                    let d_y = gate.norm.backward(&c.norm, &d_out.view(), &mut g.norm);
+                    let d_u = gate.out.backward(&c.u_cat.view(), &d_y.view(), &mut g.out);
+                    let dim = self.dim;
+                    for (k, dz_k) in dz.iter_mut().enumerate() {
+                        let d_uk = d_u.slice(s![.., k * dim..(k + 1) * dim]);
+                        let (gk, zk) = (&c.g[k], &cache.z[k]);
+                        // u = s(a) * z: through z directly, and through the gate's pre-activation a.
+                        *dz_k += &(&d_uk * gk);
+                        let d_a = Zip::from(&d_uk)
+                            .and(zk)
+                            .and(gk)
+                            .map_collect(|&d, &z, &s| d * z * s * (1.0 - s));
+                        *dz_k += &gate.gates[k].backward(&zk.view(), &d_a.view(), &mut g.gates[k]);
+                    }
+                }
+            }
+        }
+        let mut d_id = None;
+        for (k, d) in dz.iter().enumerate() {
+            let d_pre =
+                self.norms[k].backward(&cache.norm_caches[k], &d.view(), &mut grad.norms[k]);
+            let modality = if self.use_id {
+                k.checked_sub(1)
+            } else {
+                Some(k)
+            };
+            match modality {
+                None => d_id = Some(d_pre),
+                Some(m) => self.projections[m].backward_params(
+                    &features[m],
+                    &d_pre.view(),
+                    &mut grad.projections[m],
+                ),
+            }
+        }
+        d_id
+    }
+}
+
+fn concat_cols(parts: &[Array2<f32>]) -> Array2<f32> {
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    concatenate(Axis(1), &views).expect("equal row counts")
+}
+
+fn add_split_cols(dst: &mut [Array2<f32>], d_cat: &Array2<f32>) {
+    let mut offset = 0;
+    for d in dst {
+        let w = d.ncols();
+        *d += &d_cat.slice(s![.., offset..offset + w]);
+        offset += w;
+    }
+}
+
+impl Tensors for MlpExpert {
+    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        self.hidden.visit(f);
+        self.out.visit(f);
+        self.norm.visit(f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        self.hidden.visit_mut(f);
+        self.out.visit_mut(f);
+        self.norm.visit_mut(f);
+    }
+}
+
+impl Tensors for GateExpert {
+    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        self.gates.visit(f);
+        self.out.visit(f);
+        self.norm.visit(f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        self.gates.visit_mut(f);
+        self.out.visit_mut(f);
+        self.norm.visit_mut(f);
+    }
+}
+
+impl Tensors for Mffm {
+    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        self.projections.visit(f);
+        self.norms.visit(f);
+        self.mlp.visit(f);
+        self.gate.visit(f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        self.projections.visit_mut(f);
+        self.norms.visit_mut(f);
+        self.mlp.visit_mut(f);
+        self.gate.visit_mut(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layers::gradcheck::{
+        check_input_grad, check_param_grads_of_loss, random_matrix,
+    };
+
+    /// L = sum_j sum(F_j * R_j) for fixed random R_j.
+    fn projected_loss(m: &Mffm, id: &Array2<f32>, feats: &[Array2<f32>], r: &[Array2<f32>]) -> f64 {
+        let views: Vec<_> = feats.iter().map(|f| f.view()).collect();
+        let (outs, _) = m.forward(m.use_id.then(|| id.view()).as_ref(), &views);
+        outs.iter()
+            .zip(r)
+            .map(|(o, r)| {
+                o.iter()
+                    .zip(r)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn check_config(use_id: bool, experts: &[Expert], seed: u64) {
+        let mut rng = Rng::new(seed);
+        let dims = [5, 3];
+        let mut m = Mffm::new(4, use_id, &dims, experts, &mut rng);
+        // Move layer norms off their identity start so their gradients are exercised.
+        m.norms
+            .iter_mut()
+            .for_each(|n| n.gamma.mapv_inplace(|_| 1.0 + 0.3 * rng.normal() as f32));
+        let id = random_matrix(3, 4, &mut rng);
+        let feats: Vec<_> = dims
+            .iter()
+            .map(|&d| random_matrix(3, d, &mut rng))
+            .collect();
+        let r: Vec<_> = m
+            .experts
+            .iter()
+            .map(|_| random_matrix(3, 4, &mut rng))
+            .collect();
+        let views: Vec<_> = feats.iter().map(|f| f.view()).collect();
+
+        check_param_grads_of_loss(
+            &m,
+            |p| projected_loss(p, &id, &feats, &r),
+            |p, g| {
+                let (_, cache) = p.forward(use_id.then(|| id.view()).as_ref(), &views);
+                p.backward(&cache, &views, &r, g);
+            },
+        );
+        if use_id {
+            check_input_grad(
+                &id,
+                |x| {
+                    let (outs, _) = m.forward(Some(&x.view()), &views);
+                    // Fold the expert outputs into one matrix weighted by R so the helper's own projection adds up.
+                    outs.iter()
+                        .zip(&r)
+                        .map(|(o, r)| o * r)
+                        .reduce(|a, b| a + b)
+                        .unwrap()
+                },
+                |x, dy| {
+                    let (_, cache) = m.forward(Some(&x.view()), &views);
+                    let d: Vec<_> = r.iter().map(|r| r * dy).collect();
+                    m.backward(&cache, &views, &d, &mut m.zeros_like()).unwrap()
+                },
+                &mut rng,
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_all_experts_with_id() {
+        check_config(true, &Expert::ALL, 11);
+    }
+
+    #[test]
+    fn gradients_each_single_expert() {
+        for (i, e) in Expert::ALL.iter().enumerate() {
+            check_config(true, &[*e], 20 + i as u64);
+        }
+    }
+
+    #[test]
+    fn gradients_without_id_input() {
+        check_config(false, &Expert::ALL, 12);
+    }
+
+    #[test]
+    fn experts_are_kept_in_canonical_order() {
+        let m = Mffm::new(
+            4,
+            true,
+            &[3],
+            &[Expert::Gate, Expert::Sum],
+            &mut Rng::new(1),
+        );
+        assert_eq!(m.experts, vec![Expert::Sum, Expert::Gate]);
+        assert!(m.mlp.is_none() && m.gate.is_some());
+    }
+
+    #[test]
+    fn gate_multiplies_the_feature_not_just_the_gate() {
+        // With a zero input the gated view must not depend on the gate values
+        // (the authors' code concatenated the gates themselves instead).
+        let mut rng = Rng::new(2);
+        let mut m = Mffm::new(4, false, &[3], &[Expert::Gate], &mut rng);
+        m.projections[0].w.fill(0.0);
+        m.projections[0].b.fill(0.0);
+        m.norms[0].gamma.fill(0.0); // z = beta = 0
+        let feats = random_matrix(2, 3, &mut rng);
+        let (a, _) = m.forward(None, &[feats.view()]);
+        m.gate.as_mut().unwrap().gates[0].b.fill(5.0);
+        let (b, _) = m.forward(None, &[feats.view()]);
+        assert_eq!(a[0], b[0]);
+    }
+}

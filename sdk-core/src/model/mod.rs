@@ -1,0 +1,248 @@
+//! The FedMR model: a global item encoder (ID table + MFFM) and a private
+//! user side (router + score head), with hand-written backprop.
+
+pub mod backbone;
+pub mod head;
+pub mod layers;
+pub mod mffm;
+pub mod optim;
+pub mod params;
+pub mod router;
+pub mod stack;
+
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+pub use backbone::Backbone;
+use head::LinearHead;
+pub use mffm::{Expert, Mffm};
+use params::{Global, Private, Tensors};
+use router::Router;
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::update::SparseRows;
+
+/// How item views are built from the item-ID embedding and the content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionMode {
+    /// The plain backbone: the item view is the ID embedding itself.
+    IdOnly,
+    /// MFFM with the given experts; `use_id: false` drops the ID embedding
+    /// from the inputs (content only).
+    Mffm { experts: Vec<Expert>, use_id: bool },
+}
+
+impl FusionMode {
+    pub fn full() -> Self {
+        FusionMode::Mffm {
+            experts: Expert::ALL.to_vec(),
+            use_id: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub backbone: Backbone,
+    pub fusion: FusionMode,
+    /// Latent size d.
+    pub dim: usize,
+    /// Standard deviation of the initial item embeddings and user heads.
+    pub init_std: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            backbone: Backbone::FedAvg,
+            fusion: FusionMode::full(),
+            dim: 64,
+            init_std: 0.1,
+        }
+    }
+}
+
+/// Frozen content features, one matrix per modality (row = item id).
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub n_items: usize,
+    pub features: Vec<Array2<f32>>,
+}
+
+impl Catalog {
+    pub fn modality_dims(&self) -> Vec<usize> {
+        self.features.iter().map(|f| f.ncols()).collect()
+    }
+
+    /// Feature rows of `ids`, one matrix per modality.
+    pub fn gather(&self, ids: &[usize]) -> Vec<Array2<f32>> {
+        self.features
+            .iter()
+            .map(|f| layers::embedding::gather(&f.view(), ids))
+            .collect()
+    }
+}
+
+/// The global item encoder after the ID table. One per model, so the size
+/// difference between the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fusion {
+    IdOnly,
+    Mffm(Mffm),
+}
+
+impl Tensors for Fusion {
+    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        if let Fusion::Mffm(m) = self {
+            m.visit(f);
+        }
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        if let Fusion::Mffm(m) = self {
+            m.visit_mut(f);
+        }
+    }
+}
+
+impl Fusion {
+    pub fn experts(&self) -> usize {
+        match self {
+            Fusion::IdOnly => 1,
+            Fusion::Mffm(m) => m.experts.len(),
+        }
+    }
+
+    /// Expert views of all items (N x d each), for scoring.
+    pub fn views(&self, items: &ArrayView2<f32>, catalog: &Catalog) -> Vec<Array2<f32>> {
+        match self {
+            Fusion::IdOnly => vec![items.to_owned()],
+            Fusion::Mffm(m) => {
+                let feats: Vec<_> = catalog.features.iter().map(|f| f.view()).collect();
+                m.forward(m.use_id.then_some(items), &feats).0
+            }
+        }
+    }
+}
+
+/// The item-ID embedding table (N x d). Global, but sent as touched rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemTable(pub Array2<f32>);
+
+/// Everything the server holds and every client downloads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalModel {
+    pub items: Global<ItemTable>,
+    pub fusion: Global<Fusion>,
+}
+
+impl GlobalModel {
+    pub fn new(config: &ModelConfig, catalog: &Catalog, seed: u64) -> Result<Self> {
+        validate_config(config, catalog)?;
+        let mut rng = Rng::derive(seed, &[0x6c0b]);
+        let items = Array2::from_shape_simple_fn((catalog.n_items, config.dim), || {
+            rng.normal() as f32 * config.init_std
+        });
+        let fusion = match &config.fusion {
+            FusionMode::IdOnly => Fusion::IdOnly,
+            FusionMode::Mffm { experts, use_id } => Fusion::Mffm(Mffm::new(
+                config.dim,
+                *use_id,
+                &catalog.modality_dims(),
+                experts,
+                &mut rng,
+            )),
+        };
+        Ok(GlobalModel {
+            items: Global(ItemTable(items)),
+            fusion: Global(fusion),
+        })
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.items.0.0.nrows()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.items.0.0.ncols()
+    }
+}
+
+fn validate_config(config: &ModelConfig, catalog: &Catalog) -> Result<()> {
+    if config.dim == 0 {
+        return Err(Error::InvalidConfig("latent size must be positive".into()));
+    }
+    if !(config.init_std.is_finite() && config.init_std > 0.0) {
+        return Err(Error::InvalidConfig(
+            "init_std must be a positive number".into(),
+        ));
+    }
+    if catalog
+        .features
+        .iter()
+        .any(|f| f.nrows() != catalog.n_items)
+    {
+        return Err(Error::InvalidConfig(
+            "every modality needs one feature row per item".into(),
+        ));
+    }
+    if let FusionMode::Mffm { experts, use_id } = &config.fusion {
+        if experts.is_empty() {
+            return Err(Error::InvalidConfig(
+                "MFFM needs at least one expert".into(),
+            ));
+        }
+        if !use_id && catalog.features.is_empty() {
+            return Err(Error::InvalidConfig(
+                "MFFM without the ID input needs at least one modality".into(),
+            ));
+        }
+        if *use_id && catalog.features.is_empty() {
+            return Err(Error::InvalidConfig(
+                "MFFM needs at least one content modality (use id_only otherwise)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The user's own model: score head and (with more than one expert) router.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserModel {
+    pub head: LinearHead,
+    pub router: Option<Router>,
+}
+
+impl Tensors for UserModel {
+    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+        self.head.visit(f);
+        self.router.visit(f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        self.head.visit_mut(f);
+        self.router.visit_mut(f);
+    }
+}
+
+/// Everything of one user that stays on the device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrivateState {
+    pub model: Private<UserModel>,
+    /// PFedRec's locally fine-tuned item rows from the user's last round.
+    pub personal_items: Private<Option<SparseRows>>,
+}
+
+impl PrivateState {
+    pub fn new(config: &ModelConfig, global: &GlobalModel, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let head = LinearHead::new(config.dim, config.init_std, &mut rng);
+        let experts = global.fusion.experts();
+        let router = (experts > 1).then(|| Router::new(experts, config.dim, &mut rng));
+        PrivateState {
+            model: Private(UserModel { head, router }),
+            personal_items: Private(None),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! One local round on a device: sample negatives, run E full-batch SGD
+//! epochs on the user's data, and produce the update (FEDMR.md, "Training").
+
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::layers::embedding::{gather, scatter_add};
+use crate::model::optim::sgd_step;
+use crate::model::params::{Global, Tensors};
+use crate::model::stack::{Batch, loss_and_gradients};
+use crate::model::{Backbone, Catalog, GlobalModel, PrivateState};
+use crate::rng::Rng;
+use crate::update::{ModelUpdate, SparseRows};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub lr: f32,
+    pub epochs: usize,
+    /// Negatives sampled per positive.
+    pub negatives: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            lr: 0.1,
+            epochs: 5,
+            negatives: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "learning rate must be positive, got {}",
+                self.lr
+            )));
+        }
+        if self.epochs == 0 {
+            return Err(Error::InvalidConfig("epochs must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LocalReport {
+    /// Mean BCE of each epoch, before that epoch's step.
+    pub epoch_losses: Vec<f32>,
+    pub samples: u64,
+}
+
+/// Trains one user for one round. `positives` are the user's training items
+/// (the only items excluded from negative sampling: validation and test items
+/// stay eligible, as they would be on a real device that holds them out).
+/// `rng` is the stream for this user and round.
+pub fn train_local(
+    global: &GlobalModel,
+    catalog: &Catalog,
+    backbone: Backbone,
+    state: &mut PrivateState,
+    positives: &[u32],
+    config: &TrainConfig,
+    rng: &mut Rng,
+) -> Result<(ModelUpdate, LocalReport)> {
+    config.validate()?;
+    let n_items = global.n_items();
+    if positives.is_empty() {
+        return Err(Error::InvalidConfig(
+            "a user needs at least one training item".into(),
+        ));
+    }
+    if let Some(&bad) = positives.iter().find(|&&i| i as usize >= n_items) {
+        return Err(Error::InvalidConfig(format!(
+            "item {bad} is outside the catalog of {n_items}"
+        )));
+    }
+    let mut seen = positives.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+
+    // Negatives for every epoch up front, so the touched rows are known and
+    // the item table is trained as a compact local copy of those rows only.
+    let per_epoch = seen.len() * config.negatives;
+    let negatives: Vec<Vec<u32>> = (0..config.epochs)
+        .map(|_| sample_negatives(&seen, n_items, per_epoch, rng))
+        .collect();
+    let mut touched: Vec<u32> = seen
+        .iter()
+        .chain(negatives.iter().flatten())
+        .copied()
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let local_index = |id: u32| touched.binary_search(&id).expect("touched item");
+    let touched_usize: Vec<usize> = touched.iter().map(|&i| i as usize).collect();
+
+    let mut rows = gather(&global.items.0.0.view(), &touched_usize);
+    let mut fusion = global.fusion.clone();
+    let user = &mut state.model.0;
+    let mut epoch_losses = Vec::with_capacity(config.epochs);
+
+    let positive_local: Vec<usize> = seen.iter().map(|&i| local_index(i)).collect();
+    for negs in &negatives {
+        let batch_local: Vec<usize> = positive_local
+            .iter()
+            .copied()
+            .chain(negs.iter().map(|&i| local_index(i)))
+            .collect();
+        let batch_items: Vec<usize> = batch_local.iter().map(|&l| touched_usize[l]).collect();
+        let id_rows = gather(&rows.view(), &batch_local);
+        let features = catalog.gather(&batch_items);
+        let labels: Array1<f32> = (0..batch_local.len())
+            .map(|k| if k < seen.len() { 1.0 } else { 0.0 })
+            .collect();
+        let batch = Batch {
+            id_rows: id_rows.view(),
+            features: features.iter().map(|f| f.view()).collect(),
+            labels: labels.view(),
+            positives: seen.len(),
+        };
+        let grads = loss_and_gradients(&fusion, user, &batch);
+        epoch_losses.push(grads.loss);
+        sgd_step(&mut fusion.0, &grads.fusion.flatten(), config.lr);
+        sgd_step(user, &grads.user.flatten(), config.lr);
+        let mut d_rows = Array2::zeros(rows.raw_dim());
+        scatter_add(&mut d_rows, &batch_local, &grads.id_rows.view());
+        rows.scaled_add(-config.lr, &d_rows);
+    }
+    if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
+        return Err(Error::InvalidConfig(format!(
+            "training diverged (learning rate {} too high?)",
+            config.lr
+        )));
+    }
+
+    let trained_rows = Global(SparseRows {
+        ids: touched,
+        values: rows,
+    });
+    let samples = (seen.len() + per_epoch) as u64;
+    let update = ModelUpdate::from_training(global, &fusion, &trained_rows, samples);
+    if backbone.keeps_personal_items() {
+        state.personal_items.0 = Some(trained_rows.0);
+    }
+    Ok((
+        update,
+        LocalReport {
+            epoch_losses,
+            samples,
+        },
+    ))
+}
+
+/// `count` items drawn uniformly (with replacement) from those not in
+/// `seen` (sorted). Empty when the user has seen every item.
+pub fn sample_negatives(seen: &[u32], n_items: usize, count: usize, rng: &mut Rng) -> Vec<u32> {
+    let free = n_items - seen.len();
+    if free == 0 || count == 0 {
+        return Vec::new();
+    }
+    // Map a uniform index over the unseen items to an item id by skipping the
+    // seen ones below it: exact and O(log |seen|) without building the complement.
+    (0..count)
+        .map(|_| {
+            let k = rng.below(free as u64) as u32;
+            // Smallest x with k + 1 unseen items in [0, x]; that x is unseen.
+            let (mut lo, mut hi) = (k, k + seen.len() as u32);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let unseen_upto_mid = mid + 1 - seen.partition_point(|&s| s <= mid) as u32;
+                if unseen_upto_mid > k {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negatives_are_uniform_over_unseen_items() {
+        let seen = [0u32, 2, 3, 7, 9];
+        let mut rng = Rng::new(5);
+        let draws = sample_negatives(&seen, 10, 50_000, &mut rng);
+        let mut counts = [0u32; 10];
+        draws.iter().for_each(|&d| counts[d as usize] += 1);
+        for (item, &c) in counts.iter().enumerate() {
+            if seen.contains(&(item as u32)) {
+                assert_eq!(c, 0, "seen item {item} drawn");
+            } else {
+                assert!((9_000..11_000).contains(&c), "item {item}: {c}");
+            }
+        }
+        assert!(sample_negatives(&[0, 1, 2], 3, 5, &mut rng).is_empty());
+    }
+}

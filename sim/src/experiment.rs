@@ -1,0 +1,90 @@
+//! Repeated runs: several seeds, a learning-rate search on validation, and
+//! the non-learned baselines evaluated by the same evaluator.
+
+use fedmr_core::Result;
+use fedmr_core::baselines;
+use fedmr_core::data::Dataset;
+use fedmr_core::eval::{EvalReport, Target, evaluate};
+use fedmr_core::model::Catalog;
+
+use crate::federation::{Federation, RoundRecord, RunResult, SimConfig};
+
+/// One federation run. `on_round` is called after every round (progress).
+pub fn run_once(
+    dataset: &Dataset,
+    catalog: &Catalog,
+    config: SimConfig,
+    on_round: impl FnMut(&RoundRecord),
+) -> Result<RunResult> {
+    Federation::in_process(dataset, catalog.clone(), config)?.run(on_round)
+}
+
+/// Picks the learning rate with the best validation HR@50 (test is never
+/// looked at for selection).
+pub fn search_lr(
+    dataset: &Dataset,
+    catalog: &Catalog,
+    base: &SimConfig,
+    lrs: &[f32],
+    mut on_run: impl FnMut(f32, &RunResult),
+    mut on_round: impl FnMut(&RoundRecord),
+) -> Result<f32> {
+    let mut best: Option<(f32, (Option<f64>, Option<f64>))> = None;
+    for &lr in lrs {
+        let mut config = base.clone();
+        config.train.lr = lr;
+        let result = match run_once(dataset, catalog, config, &mut on_round) {
+            Ok(r) => r,
+            // A learning rate that diverges is a valid outcome of a search.
+            Err(fedmr_core::Error::InvalidConfig(m)) if m.contains("diverged") => continue,
+            Err(e) => return Err(e),
+        };
+        on_run(lr, &result);
+        let v = &result.best_round().valid.all;
+        let key = (v.hr_at(50), v.ndcg_at(50));
+        if best.is_none_or(|(_, k)| key > k) {
+            best = Some((lr, key));
+        }
+    }
+    best.map(|(lr, _)| lr)
+        .ok_or_else(|| fedmr_core::Error::InvalidConfig("every learning rate diverged".into()))
+}
+
+/// Random (one per seed), popularity and cold-first on the test split.
+pub fn baseline_reports(dataset: &Dataset, seeds: &[u64]) -> Vec<(String, Vec<EvalReport>)> {
+    let users = dataset.users();
+    let cold = dataset.cold_items();
+    let counts = dataset.train_counts();
+    let random = seeds
+        .iter()
+        .map(|&s| {
+            evaluate(
+                &users,
+                &cold,
+                Target::Test,
+                baselines::random(dataset.n_items, s),
+            )
+        })
+        .collect();
+    vec![
+        ("random".to_string(), random),
+        (
+            "popularity".to_string(),
+            vec![evaluate(
+                &users,
+                &cold,
+                Target::Test,
+                baselines::popularity(&counts),
+            )],
+        ),
+        (
+            "cold-first".to_string(),
+            vec![evaluate(
+                &users,
+                &cold,
+                Target::Test,
+                baselines::cold_first(&counts),
+            )],
+        ),
+    ]
+}

@@ -1,0 +1,264 @@
+//! The federated round loop: every selected phone downloads the global
+//! model, trains locally on its own data with its own private state, and
+//! uploads its update; the coordinator aggregates; then every user is
+//! evaluated with the new global model and their own private state.
+
+use serde::{Deserialize, Serialize};
+
+use fedmr_core::aggregate::ServerStep;
+use fedmr_core::data::{Dataset, UserData};
+use fedmr_core::eval::{EvalReport, Target, evaluate};
+use fedmr_core::model::{Catalog, GlobalModel, ModelConfig, PrivateState};
+use fedmr_core::rank::{ItemViews, preference, score_all};
+use fedmr_core::rng::Rng;
+use fedmr_core::train::{TrainConfig, train_local};
+use fedmr_core::update::ModelUpdate;
+use fedmr_core::{Error, Result};
+
+use crate::coordinator::{Coordinator, InProcess};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub server_step: ServerStep,
+    pub rounds: usize,
+    /// Stop after this many rounds without a better validation HR@50.
+    pub patience: usize,
+    /// Clients per round; None = all.
+    pub clients_per_round: Option<usize>,
+    pub seed: u64,
+    /// Worker threads for local training (results do not depend on it).
+    pub threads: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            server_step: ServerStep::Plain { lr: 1.0 },
+            rounds: 100,
+            patience: 20,
+            clients_per_round: None,
+            seed: 0,
+            threads: 2,
+        }
+    }
+}
+
+/// One simulated phone: its data and its private state, which persists
+/// across rounds.
+pub struct Phone {
+    pub user: usize,
+    pub data: UserData,
+    pub state: PrivateState,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundRecord {
+    pub round: usize,
+    pub clients: usize,
+    pub train_loss: f64,
+    pub valid: EvalReport,
+    pub test: EvalReport,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub config: SimConfig,
+    pub rounds: Vec<RoundRecord>,
+    /// Index into `rounds` of the best validation HR@50.
+    pub best: usize,
+    pub seconds: f64,
+}
+
+impl RunResult {
+    pub fn best_round(&self) -> &RoundRecord {
+        &self.rounds[self.best]
+    }
+}
+
+pub struct Federation<C: Coordinator> {
+    pub config: SimConfig,
+    pub catalog: Catalog,
+    pub phones: Vec<Phone>,
+    pub coordinator: C,
+    cold_items: Vec<bool>,
+}
+
+impl Federation<InProcess> {
+    pub fn in_process(dataset: &Dataset, catalog: Catalog, config: SimConfig) -> Result<Self> {
+        let global = GlobalModel::new(&config.model, &catalog, config.seed)?;
+        let coordinator = InProcess::new(global, config.model.backbone, &config.server_step);
+        Federation::new(dataset, catalog, config, coordinator)
+    }
+}
+
+impl<C: Coordinator> Federation<C> {
+    pub fn new(
+        dataset: &Dataset,
+        catalog: Catalog,
+        config: SimConfig,
+        coordinator: C,
+    ) -> Result<Self> {
+        config.train.validate()?;
+        if config.threads == 0 {
+            return Err(Error::InvalidConfig("threads must be at least 1".into()));
+        }
+        let phones = dataset
+            .users()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, d)| !d.train.is_empty())
+            .map(|(user, data)| {
+                let seed = Rng::derive(config.seed, &[0x9e, user as u64]).next_u64();
+                Phone {
+                    user,
+                    data,
+                    state: PrivateState::new(&config.model, coordinator.global(), seed),
+                }
+            })
+            .collect();
+        Ok(Federation {
+            config,
+            catalog,
+            phones,
+            coordinator,
+            cold_items: dataset.cold_items(),
+        })
+    }
+
+    fn selected(&self, round: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..self.phones.len()).collect();
+        if let Some(n) = self.config.clients_per_round.filter(|&n| n < all.len()) {
+            Rng::derive(self.config.seed, &[0x5e1, round as u64]).shuffle(&mut all);
+            all.truncate(n);
+            all.sort_unstable();
+        }
+        all
+    }
+
+    /// One round: local training on the selected phones, aggregation.
+    /// Returns the number of clients and their mean final-epoch loss.
+    pub fn round(&mut self, round: usize) -> Result<(usize, f64)> {
+        let selected = self.selected(round);
+        let global = self.coordinator.global().clone();
+        let (config, catalog) = (&self.config, &self.catalog);
+        let mut chosen = vec![false; self.phones.len()];
+        selected.iter().for_each(|&i| chosen[i] = true);
+        let mut phones: Vec<&mut Phone> = self
+            .phones
+            .iter_mut()
+            .zip(&chosen)
+            .filter(|(_, c)| **c)
+            .map(|(p, _)| p)
+            .collect();
+        // Chunks bound the memory of pending updates; within a chunk phones
+        // train in parallel, and updates are submitted in phone order so the
+        // result does not depend on the number of threads.
+        let mut loss_sum = 0.0;
+        for chunk in phones.chunks_mut(16 * config.threads) {
+            let per_thread = chunk.len().div_ceil(config.threads);
+            let results: Vec<Result<(ModelUpdate, f32)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .chunks_mut(per_thread)
+                    .map(|part| {
+                        let global = &global;
+                        scope.spawn(move || {
+                            part.iter_mut()
+                                .map(|phone| {
+                                    let mut rng = Rng::derive(
+                                        config.seed,
+                                        &[0x7a, phone.user as u64, round as u64],
+                                    );
+                                    let (update, report) = train_local(
+                                        global,
+                                        catalog,
+                                        config.model.backbone,
+                                        &mut phone.state,
+                                        &phone.data.train,
+                                        &config.train,
+                                        &mut rng,
+                                    )?;
+                                    Ok((update, *report.epoch_losses.last().unwrap_or(&f32::NAN)))
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("training thread panicked"))
+                    .collect()
+            });
+            for r in results {
+                let (update, loss) = r?;
+                self.coordinator.submit(&update)?;
+                loss_sum += loss as f64;
+            }
+        }
+        self.coordinator.close_round();
+        Ok((selected.len(), loss_sum / selected.len().max(1) as f64))
+    }
+
+    /// Evaluates every user on `target` with the current global model and
+    /// their private state.
+    pub fn evaluate(&self, target: Target) -> EvalReport {
+        let global = self.coordinator.global();
+        let views = ItemViews::compute(global, &self.catalog);
+        let users: Vec<UserData> = self.phones.iter().map(|p| p.data.clone()).collect();
+        evaluate(&users, &self.cold_items, target, |k| {
+            let p = &self.phones[k];
+            score_all(global, &self.catalog, &views, &p.state, &p.data.train)
+        })
+    }
+
+    /// Each user's router weights over the experts.
+    pub fn preferences(&self) -> Vec<Vec<f32>> {
+        let global = self.coordinator.global();
+        let views = ItemViews::compute(global, &self.catalog);
+        self.phones
+            .iter()
+            .map(|p| preference(global, &self.catalog, &views, &p.state, &p.data.train).to_vec())
+            .collect()
+    }
+
+    /// Runs rounds with early stopping; `on_round` sees each record (progress).
+    pub fn run(&mut self, mut on_round: impl FnMut(&RoundRecord)) -> Result<RunResult> {
+        let start = std::time::Instant::now();
+        let mut rounds = Vec::new();
+        let mut best = 0usize;
+        for round in 0..self.config.rounds {
+            let t = std::time::Instant::now();
+            let (clients, train_loss) = self.round(round)?;
+            let record = RoundRecord {
+                round,
+                clients,
+                train_loss,
+                valid: self.evaluate(Target::Valid),
+                test: self.evaluate(Target::Test),
+                seconds: t.elapsed().as_secs_f64(),
+            };
+            on_round(&record);
+            rounds.push(record);
+            let key = |r: &RoundRecord| (r.valid.all.hr_at(50), r.valid.all.ndcg_at(50));
+            if round == 0 || key(&rounds[round]) > key(&rounds[best]) {
+                best = round;
+            }
+            if round - best >= self.config.patience {
+                break;
+            }
+        }
+        if rounds.is_empty() {
+            return Err(Error::InvalidConfig("rounds must be at least 1".into()));
+        }
+        Ok(RunResult {
+            config: self.config.clone(),
+            rounds,
+            best,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! fedmr-sim: federated simulation and evaluation of FedMR.
+//!
+//! `federation` runs rounds of local training and aggregation over simulated
+//! phones; `coordinator` is the server side behind a seam so that it can move
+//! behind HTTP; `experiment` repeats runs over seeds and learning rates;
+//! `report` prints and writes what came out.
+
+pub mod coordinator;
+pub mod dataset;
+pub mod experiment;
+pub mod federation;
+pub mod report;

@@ -1,0 +1,342 @@
+//! The `fedmr-sim` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use fedmr_core::aggregate::ServerStep;
+use fedmr_core::model::{Backbone, Expert, FusionMode, ModelConfig};
+use fedmr_core::train::TrainConfig;
+use fedmr_sim::dataset;
+use fedmr_sim::experiment::{baseline_reports, run_once, search_lr};
+use fedmr_sim::federation::{RoundRecord, RunResult, SimConfig};
+use fedmr_sim::report::{table_header, table_row, write_run};
+
+/// Federated simulation of FedMR: N phones train locally, a server aggregates,
+/// every user is evaluated with the paper's protocol (full ranking, HR@K, NDCG@K).
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One federation (the default): per-round metrics to CSV/JSON and a final table.
+    Run(RunArgs),
+    /// The comparison table: baselines, then each backbone x fusion with the
+    /// learning rate chosen on validation, over several seeds.
+    Table(TableArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// `synthetic` (built in, no download) or a path to an MMRec folder (e.g. ../shared/data/ku).
+    #[arg(long, default_value = "synthetic")]
+    dataset: String,
+    /// Content modalities to use, comma-separated (default: all the dataset has).
+    #[arg(long, value_delimiter = ',')]
+    modalities: Vec<String>,
+    /// Latent size d.
+    #[arg(long, default_value_t = 64)]
+    dim: usize,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Negatives sampled per positive.
+    #[arg(long, default_value_t = 1)]
+    negatives: usize,
+    #[arg(long, default_value_t = 100)]
+    rounds: usize,
+    /// Early stopping: rounds without a better validation HR@50.
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    /// Clients sampled per round (default: all).
+    #[arg(long)]
+    clients_per_round: Option<usize>,
+    /// Apply averaged fusion changes with server-side Adam at this learning rate
+    /// (default: plain averaging).
+    #[arg(long)]
+    server_adam: Option<f32>,
+    /// Standard deviation of initial item embeddings and user heads.
+    #[arg(long, default_value_t = 0.1)]
+    init_std: f32,
+    /// Training threads (results are identical for any number).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// fedavg, fcf or pfedrec.
+    #[arg(long, default_value = "fedavg")]
+    backbone: Backbone,
+    /// id (ID only), mffm (all three experts), or one expert: sum, mlp, gate.
+    #[arg(long, default_value = "mffm")]
+    fusion: String,
+    /// Drop the item-ID embedding from MFFM's inputs (content only).
+    #[arg(long)]
+    no_id: bool,
+    /// Client learning rate (plain SGD).
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Seeds; metrics are reported as mean ± std over them.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+    /// Where rounds.csv and result.json go (one folder per seed).
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct TableArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, value_delimiter = ',', default_value = "fedavg,fcf,pfedrec")]
+    backbones: Vec<Backbone>,
+    #[arg(long, value_delimiter = ',', default_value = "id,mffm")]
+    fusions: Vec<String>,
+    /// Learning rates searched on validation (seed of the first --seeds entry).
+    #[arg(long, value_delimiter = ',', default_value = "1,0.1,0.01,0.001,0.0001")]
+    lrs: Vec<f32>,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Markdown table and JSON results go here.
+    #[arg(long, default_value = "runs/table")]
+    out: PathBuf,
+}
+
+fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
+    let experts = match name {
+        "id" => return Ok(FusionMode::IdOnly),
+        "mffm" => Expert::ALL.to_vec(),
+        "sum" => vec![Expert::Sum],
+        "mlp" => vec![Expert::Mlp],
+        "gate" => vec![Expert::Gate],
+        other => {
+            return Err(format!(
+                "unknown fusion '{other}' (expected id, mffm, sum, mlp or gate)"
+            ));
+        }
+    };
+    Ok(FusionMode::Mffm {
+        experts,
+        use_id: !no_id,
+    })
+}
+
+fn sim_config(c: &Common, backbone: Backbone, fusion: FusionMode, lr: f32, seed: u64) -> SimConfig {
+    SimConfig {
+        model: ModelConfig {
+            backbone,
+            fusion,
+            dim: c.dim,
+            init_std: c.init_std,
+        },
+        train: TrainConfig {
+            lr,
+            epochs: c.epochs,
+            negatives: c.negatives,
+        },
+        server_step: match c.server_adam {
+            Some(lr) => ServerStep::Adam { lr },
+            None => ServerStep::Plain { lr: 1.0 },
+        },
+        rounds: c.rounds,
+        patience: c.patience,
+        clients_per_round: c.clients_per_round,
+        seed,
+        threads: c.threads,
+    }
+}
+
+fn progress(len: usize, label: String) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} rounds {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label);
+    bar
+}
+
+fn on_round(bar: &ProgressBar) -> impl FnMut(&RoundRecord) + '_ {
+    move |r| {
+        bar.inc(1);
+        bar.set_message(format!(
+            "loss {:.4}, valid HR@50 {:.2}%",
+            r.train_loss,
+            100.0 * r.valid.all.hr_at(50).unwrap_or(f64::NAN)
+        ));
+    }
+}
+
+fn describe(result: &RunResult) -> String {
+    let best = result.best_round();
+    format!(
+        "best round {} of {} ({:.1}s): valid HR@50 {:.2}%, test HR@50 {:.2}% NDCG@50 {:.2}%",
+        best.round + 1,
+        result.rounds.len(),
+        result.seconds,
+        100.0 * best.valid.all.hr_at(50).unwrap_or(f64::NAN),
+        100.0 * best.test.all.hr_at(50).unwrap_or(f64::NAN),
+        100.0 * best.test.all.ndcg_at(50).unwrap_or(f64::NAN)
+    )
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let fusion = fusion_mode(&args.fusion, args.no_id)?;
+    let mut tests = Vec::new();
+    let mut data = None;
+    for &seed in &args.seeds {
+        // The synthetic dataset is generated from the seed too.
+        let ds = match &data {
+            Some((s, d)) if *s == seed || args.common.dataset != "synthetic" => d,
+            _ => {
+                &data
+                    .insert((
+                        seed,
+                        dataset::load(&args.common.dataset, seed).map_err(|e| e.to_string())?,
+                    ))
+                    .1
+            }
+        };
+        if tests.is_empty() {
+            eprintln!("dataset {}", ds.summary());
+        }
+        let catalog = dataset::catalog(ds, &args.common.modalities).map_err(|e| e.to_string())?;
+        let config = sim_config(&args.common, args.backbone, fusion.clone(), args.lr, seed);
+        let bar = progress(
+            config.rounds,
+            format!("{} {} seed {seed}", args.backbone, args.fusion),
+        );
+        let result = run_once(ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        eprintln!("seed {seed}: {}", describe(&result));
+        let dir = args.out.join(format!("seed{seed}"));
+        write_run(&dir, &result).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+        tests.push(result.best_round().test.clone());
+    }
+    let (_, ds) = data.expect("at least one seed");
+    let seeds = args.seeds.clone();
+    println!("\nTest metrics (%) at the round of best validation HR@50, over seeds {seeds:?}:\n");
+    println!("{}", table_header(&tests[0]));
+    for (name, reports) in baseline_reports(&ds, &seeds) {
+        println!("{}", table_row(&name, "-", &reports));
+    }
+    let setting = format!("lr {}", args.lr);
+    println!(
+        "{}",
+        table_row(
+            &format!("{} + {}", args.backbone, args.fusion),
+            &setting,
+            &tests
+        )
+    );
+    println!(
+        "\nPer-round metrics: {}/seed*/rounds.csv",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn table(args: TableArgs) -> Result<(), String> {
+    let ds = dataset::load(&args.common.dataset, args.seeds[0]).map_err(|e| e.to_string())?;
+    eprintln!("dataset {}", ds.summary());
+    let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut all_results = Vec::new();
+    for &backbone in &args.backbones {
+        for fusion_name in &args.fusions {
+            let fusion = fusion_mode(fusion_name, false)?;
+            let base = sim_config(&args.common, backbone, fusion.clone(), 0.0, args.seeds[0]);
+            let bar = progress(
+                base.rounds * args.lrs.len(),
+                format!("{backbone} {fusion_name} lr search"),
+            );
+            let lr = search_lr(
+                &ds,
+                &catalog,
+                &base,
+                &args.lrs,
+                |lr, r| eprintln!("  {backbone} {fusion_name} lr {lr}: {}", describe(r)),
+                on_round(&bar),
+            )
+            .map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            let mut tests = Vec::new();
+            for &seed in &args.seeds {
+                let config = sim_config(&args.common, backbone, fusion.clone(), lr, seed);
+                let bar = progress(
+                    config.rounds,
+                    format!("{backbone} {fusion_name} lr {lr} seed {seed}"),
+                );
+                let result =
+                    run_once(&ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "  {backbone} {fusion_name} lr {lr} seed {seed}: {}",
+                    describe(&result)
+                );
+                tests.push(result.best_round().test.clone());
+                all_results.push(result);
+            }
+            let best_rounds: Vec<String> = all_results
+                .iter()
+                .rev()
+                .take(args.seeds.len())
+                .map(|r| (r.best + 1).to_string())
+                .collect();
+            lines.push(table_row(
+                &format!("{backbone} + {fusion_name}"),
+                &format!("lr {lr}, best rounds {}", best_rounds.join("/")),
+                &tests,
+            ));
+        }
+    }
+    let baselines = baseline_reports(&ds, &args.seeds);
+    let mut md = format!(
+        "Test metrics (%), mean ± std over seeds {:?}, at the round of best validation HR@50; dataset {}\n\n{}\n",
+        args.seeds,
+        ds.summary(),
+        table_header(&baselines[0].1[0])
+    );
+    for (name, reports) in &baselines {
+        md.push_str(&table_row(name, "-", reports));
+        md.push('\n');
+    }
+    for l in &lines {
+        md.push_str(l);
+        md.push('\n');
+    }
+    println!("\n{md}");
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("table.md"), &md).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&all_results).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("runs.json"), json).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Table(args)) => table(args),
+        None => run(cli.run),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

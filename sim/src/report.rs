@@ -1,0 +1,110 @@
+//! Tables and files: what a run prints and writes.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use fedmr_core::eval::{EvalReport, Metrics};
+
+use crate::federation::RunResult;
+
+/// The metrics every table shows, as (label, getter).
+pub const COLUMNS: [(&str, fn(&Metrics) -> f64); 4] = [
+    ("HR@10", |m| m.hr_at(10).unwrap_or(f64::NAN)),
+    ("HR@20", |m| m.hr_at(20).unwrap_or(f64::NAN)),
+    ("HR@50", |m| m.hr_at(50).unwrap_or(f64::NAN)),
+    ("NDCG@50", |m| m.ndcg_at(50).unwrap_or(f64::NAN)),
+];
+
+/// "mean ± std" of fractions, in percent (sample std over runs; no ± for one run).
+pub fn mean_std(values: &[f64]) -> String {
+    mean_std_scaled(values, 100.0)
+}
+
+fn mean_std_scaled(values: &[f64], scale: f64) -> String {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return format!("{:.2}", scale * mean);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    format!("{:.2} ± {:.2}", scale * mean, scale * var.sqrt())
+}
+
+/// One Markdown row: every column for all users, then HR@50 / NDCG@50 for
+/// cold-target and warm-target users.
+pub fn table_row(name: &str, detail: &str, reports: &[EvalReport]) -> String {
+    let mut row = format!("| {name} | {detail} |");
+    for (_, get) in COLUMNS {
+        let v: Vec<f64> = reports.iter().map(|r| get(&r.all)).collect();
+        write!(row, " {} |", mean_std(&v)).unwrap();
+    }
+    for group in [
+        |r: &EvalReport| r.cold.clone(),
+        |r: &EvalReport| r.warm.clone(),
+    ] {
+        let hr: Vec<f64> = reports
+            .iter()
+            .map(|r| group(r).hr_at(50).unwrap_or(f64::NAN))
+            .collect();
+        let nd: Vec<f64> = reports
+            .iter()
+            .map(|r| group(r).ndcg_at(50).unwrap_or(f64::NAN))
+            .collect();
+        write!(row, " {} / {} |", mean_std(&hr), mean_std(&nd)).unwrap();
+    }
+    let ties: Vec<f64> = reports.iter().map(|r| r.all.mean_ties).collect();
+    write!(row, " {} |", mean_std_scaled(&ties, 1.0)).unwrap();
+    row
+}
+
+pub fn table_header(first: &EvalReport) -> String {
+    let cols: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+    format!(
+        "| model | setting | {} | cold users ({}) HR@50 / NDCG@50 | warm users ({}) HR@50 / NDCG@50 | ties |\n|{}",
+        cols.join(" | "),
+        first.cold.users,
+        first.warm.users,
+        "---|".repeat(cols.len() + 5)
+    )
+}
+
+/// rounds.csv and result.json in `dir`.
+pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut csv = String::from("round,clients,train_loss,seconds");
+    for split in ["valid", "test"] {
+        for group in ["all", "cold", "warm"] {
+            for (label, _) in COLUMNS {
+                write!(
+                    csv,
+                    ",{split}_{group}_{}",
+                    label.to_lowercase().replace('@', "")
+                )
+                .unwrap();
+            }
+        }
+    }
+    csv.push('\n');
+    for r in &result.rounds {
+        write!(
+            csv,
+            "{},{},{:.6},{:.3}",
+            r.round, r.clients, r.train_loss, r.seconds
+        )
+        .unwrap();
+        for report in [&r.valid, &r.test] {
+            for m in [&report.all, &report.cold, &report.warm] {
+                for (_, get) in COLUMNS {
+                    write!(csv, ",{:.6}", get(m)).unwrap();
+                }
+            }
+        }
+        csv.push('\n');
+    }
+    fs::write(dir.join("rounds.csv"), csv)?;
+    fs::write(
+        dir.join("result.json"),
+        serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
+    )
+}
