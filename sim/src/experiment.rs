@@ -29,7 +29,7 @@ pub fn search_lr(
     mut on_run: impl FnMut(f32, &RunResult),
     mut on_round: impl FnMut(&RoundRecord),
 ) -> Result<f32> {
-    let mut best: Option<(f32, (Option<f64>, Option<f64>))> = None;
+    let mut best: Option<(f32, (f64, f64))> = None;
     for &lr in lrs {
         let mut config = base.clone();
         config.train.lr = lr;
@@ -41,7 +41,7 @@ pub fn search_lr(
         };
         on_run(lr, &result);
         let v = &result.best_round().valid.all;
-        let key = (v.hr_at(50), v.ndcg_at(50));
+        let key = (v.hr_at(50).unwrap_or(0.0), v.ndcg_at(50).unwrap_or(0.0));
         if best.is_none_or(|(_, k)| key > k) {
             best = Some((lr, key));
         }

@@ -9,7 +9,9 @@ use fedmr_core::eval::{EvalReport, Metrics};
 use crate::federation::RunResult;
 
 /// The metrics every table shows, as (label, getter).
-pub const COLUMNS: [(&str, fn(&Metrics) -> f64); 4] = [
+type Getter = fn(&Metrics) -> f64;
+
+pub const COLUMNS: [(&str, Getter); 4] = [
     ("HR@10", |m| m.hr_at(10).unwrap_or(f64::NAN)),
     ("HR@20", |m| m.hr_at(20).unwrap_or(f64::NAN)),
     ("HR@50", |m| m.hr_at(50).unwrap_or(f64::NAN)),
