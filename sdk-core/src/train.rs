@@ -9,13 +9,18 @@ use crate::model::layers::embedding::{gather, scatter_add};
 use crate::model::optim::sgd_step;
 use crate::model::params::{Global, Tensors};
 use crate::model::stack::{Batch, loss_and_gradients};
-use crate::model::{Backbone, Catalog, GlobalModel, PrivateState};
+use crate::model::{Backbone, Catalog, Fusion, GlobalModel, PrivateState};
 use crate::rng::Rng;
 use crate::update::{ModelUpdate, SparseRows};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub lr: f32,
+    /// Learning rate of the item-ID rows (default: `lr`). Under the mean BCE
+    /// a row's gradient is divided by the batch size, while the dense fusion
+    /// layers see every sample: one step size rarely suits both.
+    #[serde(default)]
+    pub item_lr: Option<f32>,
     pub epochs: usize,
     /// Negatives sampled per positive.
     pub negatives: usize,
@@ -25,6 +30,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             lr: 0.1,
+            item_lr: None,
             epochs: 5,
             negatives: 1,
         }
@@ -37,6 +43,11 @@ impl TrainConfig {
             return Err(Error::InvalidConfig(format!(
                 "learning rate must be positive, got {}",
                 self.lr
+            )));
+        }
+        if let Some(lr) = self.item_lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+            return Err(Error::InvalidConfig(format!(
+                "item learning rate must be positive, got {lr}"
             )));
         }
         if self.epochs == 0 {
@@ -112,7 +123,10 @@ pub fn train_local(
             .collect();
         let batch_items: Vec<usize> = batch_local.iter().map(|&l| touched_usize[l]).collect();
         let id_rows = gather(&rows.view(), &batch_local);
-        let features = catalog.gather(&batch_items);
+        let features = match &fusion.0 {
+            Fusion::IdOnly => Vec::new(),
+            Fusion::Mffm(_) => catalog.gather(&batch_items),
+        };
         let labels: Array1<f32> = (0..batch_local.len())
             .map(|k| if k < seen.len() { 1.0 } else { 0.0 })
             .collect();
@@ -128,7 +142,7 @@ pub fn train_local(
         sgd_step(user, &grads.user.flatten(), config.lr);
         let mut d_rows = Array2::zeros(rows.raw_dim());
         scatter_add(&mut d_rows, &batch_local, &grads.id_rows.view());
-        rows.scaled_add(-config.lr, &d_rows);
+        rows.scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
     }
     if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
         return Err(Error::InvalidConfig(format!(

@@ -87,6 +87,9 @@ struct RunArgs {
     /// Client learning rate (plain SGD).
     #[arg(long, default_value_t = 0.1)]
     lr: f32,
+    /// Learning rate of the item-ID rows (default: --lr).
+    #[arg(long)]
+    item_lr: Option<f32>,
     /// Seeds; metrics are reported as mean ± std over them.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seeds: Vec<u64>,
@@ -106,6 +109,9 @@ struct TableArgs {
     /// Learning rates searched on validation (seed of the first --seeds entry).
     #[arg(long, value_delimiter = ',', default_value = "1,0.1,0.01,0.001,0.0001")]
     lrs: Vec<f32>,
+    /// Learning rate of the item-ID rows for every run (default: the searched lr).
+    #[arg(long)]
+    item_lr: Option<f32>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     seeds: Vec<u64>,
     /// Markdown table and JSON results go here.
@@ -132,7 +138,14 @@ fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
     })
 }
 
-fn sim_config(c: &Common, backbone: Backbone, fusion: FusionMode, lr: f32, seed: u64) -> SimConfig {
+fn sim_config(
+    c: &Common,
+    backbone: Backbone,
+    fusion: FusionMode,
+    lr: f32,
+    item_lr: Option<f32>,
+    seed: u64,
+) -> SimConfig {
     SimConfig {
         model: ModelConfig {
             backbone,
@@ -142,6 +155,7 @@ fn sim_config(c: &Common, backbone: Backbone, fusion: FusionMode, lr: f32, seed:
         },
         train: TrainConfig {
             lr,
+            item_lr,
             epochs: c.epochs,
             negatives: c.negatives,
         },
@@ -213,7 +227,14 @@ fn run(args: RunArgs) -> Result<(), String> {
             eprintln!("dataset {}", ds.summary());
         }
         let catalog = dataset::catalog(ds, &args.common.modalities).map_err(|e| e.to_string())?;
-        let config = sim_config(&args.common, args.backbone, fusion.clone(), args.lr, seed);
+        let config = sim_config(
+            &args.common,
+            args.backbone,
+            fusion.clone(),
+            args.lr,
+            args.item_lr,
+            seed,
+        );
         let bar = progress(
             config.rounds,
             format!("{} {} seed {seed}", args.backbone, args.fusion),
@@ -232,7 +253,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     for (name, reports) in baseline_reports(&ds, &seeds) {
         println!("{}", table_row(&name, "-", &reports));
     }
-    let setting = format!("lr {}", args.lr);
+    let setting = match args.item_lr {
+        Some(i) => format!("lr {}, item lr {i}", args.lr),
+        None => format!("lr {}", args.lr),
+    };
     println!(
         "{}",
         table_row(
@@ -257,7 +281,14 @@ fn table(args: TableArgs) -> Result<(), String> {
     for &backbone in &args.backbones {
         for fusion_name in &args.fusions {
             let fusion = fusion_mode(fusion_name, false)?;
-            let base = sim_config(&args.common, backbone, fusion.clone(), 0.0, args.seeds[0]);
+            let base = sim_config(
+                &args.common,
+                backbone,
+                fusion.clone(),
+                0.0,
+                args.item_lr,
+                args.seeds[0],
+            );
             let bar = progress(
                 base.rounds * args.lrs.len(),
                 format!("{backbone} {fusion_name} lr search"),
@@ -274,7 +305,14 @@ fn table(args: TableArgs) -> Result<(), String> {
             bar.finish_and_clear();
             let mut tests = Vec::new();
             for &seed in &args.seeds {
-                let config = sim_config(&args.common, backbone, fusion.clone(), lr, seed);
+                let config = sim_config(
+                    &args.common,
+                    backbone,
+                    fusion.clone(),
+                    lr,
+                    args.item_lr,
+                    seed,
+                );
                 let bar = progress(
                     config.rounds,
                     format!("{backbone} {fusion_name} lr {lr} seed {seed}"),

@@ -6,7 +6,7 @@
 //! any number of content modalities. Input k is projected to z_k (B x d);
 //! each enabled expert maps [z_1..z_K] to a B x d item view.
 
-use ndarray::{Array2, ArrayView2, Axis, Zip, concatenate, s};
+use ndarray::{Array2, ArrayView2, Zip, s};
 use serde::{Deserialize, Serialize};
 
 use super::layers::activations::{relu, relu_backward, sigmoid};
@@ -269,9 +269,21 @@ impl Mffm {
     }
 }
 
+/// [A | B | ...] row by row (ndarray's `concatenate` copies element-wise).
 fn concat_cols(parts: &[Array2<f32>]) -> Array2<f32> {
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    concatenate(Axis(1), &views).expect("equal row counts")
+    let rows = parts[0].nrows();
+    let cols: usize = parts.iter().map(|p| p.ncols()).sum();
+    let mut out = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for p in parts {
+            let row = p.row(r);
+            match row.as_slice() {
+                Some(slice) => out.extend_from_slice(slice),
+                None => out.extend(row.iter()),
+            }
+        }
+    }
+    Array2::from_shape_vec((rows, cols), out).expect("rows x cols elements")
 }
 
 fn add_split_cols(dst: &mut [Array2<f32>], d_cat: &Array2<f32>) {

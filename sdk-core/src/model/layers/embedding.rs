@@ -1,10 +1,20 @@
 //! Row gather from an item table, and the sparse scatter-add of its gradient.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
-/// Rows `ids` of `table`, in that order (ids may repeat).
+/// Rows `ids` of `table`, in that order (ids may repeat). Copies whole rows:
+/// ndarray's `select` goes element by element and dominated small rounds.
 pub fn gather(table: &ArrayView2<f32>, ids: &[usize]) -> Array2<f32> {
-    table.select(Axis(0), ids)
+    let cols = table.ncols();
+    let mut out = Vec::with_capacity(ids.len() * cols);
+    for &id in ids {
+        let row = table.row(id);
+        match row.as_slice() {
+            Some(slice) => out.extend_from_slice(slice),
+            None => out.extend(row.iter()),
+        }
+    }
+    Array2::from_shape_vec((ids.len(), cols), out).expect("rows x cols elements")
 }
 
 /// Adds each row of `d_rows` into row `ids[k]` of `grad` (repeated ids add up).
@@ -20,6 +30,19 @@ mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, random_matrix};
     use crate::rng::Rng;
+
+    #[test]
+    fn gather_matches_select_on_strided_views() {
+        let mut rng = Rng::new(8);
+        let table = random_matrix(6, 4, &mut rng);
+        let ids = [5usize, 0, 5, 2];
+        let t = table.t(); // non-contiguous rows
+        assert_eq!(gather(&t, &[3, 1]), t.select(ndarray::Axis(0), &[3, 1]));
+        assert_eq!(
+            gather(&table.view(), &ids),
+            table.select(ndarray::Axis(0), &ids)
+        );
+    }
 
     #[test]
     fn gather_scatter_gradient_with_repeated_ids() {
