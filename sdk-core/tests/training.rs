@@ -17,6 +17,7 @@ fn loss_decreases_over_local_epochs() {
     let mut state = PrivateState::new(&cfg, &g, 7);
     let user = &ds.users()[0];
     let train = TrainConfig {
+        item_lr: None,
         lr: 0.5,
         epochs: 30,
         negatives: 1,
