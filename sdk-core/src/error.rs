@@ -18,6 +18,8 @@ pub enum Error {
     InvalidConfig(String),
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
+    #[error("training diverged (non-finite parameters) at learning rate {lr}")]
+    Diverged { lr: f32 },
     #[error("shape mismatch: {0}")]
     Shape(String),
 }

@@ -145,10 +145,7 @@ pub fn train_local(
         rows.scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
     }
     if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
-        return Err(Error::InvalidConfig(format!(
-            "training diverged (learning rate {} too high?)",
-            config.lr
-        )));
+        return Err(Error::Diverged { lr: config.lr });
     }
 
     let trained_rows = Global(SparseRows {

@@ -1,11 +1,11 @@
 //! Repeated runs: several seeds, a learning-rate search on validation, and
 //! the non-learned baselines evaluated by the same evaluator.
 
-use fedmr_core::Result;
 use fedmr_core::baselines;
 use fedmr_core::data::Dataset;
 use fedmr_core::eval::{EvalReport, Target, evaluate};
 use fedmr_core::model::Catalog;
+use fedmr_core::{Error, Result};
 
 use crate::federation::{Federation, RoundRecord, RunResult, SimConfig};
 
@@ -19,35 +19,38 @@ pub fn run_once(
     Federation::in_process(dataset, catalog.clone(), config)?.run(on_round)
 }
 
-/// Picks the learning rate with the best validation HR@50 (test is never
-/// looked at for selection).
-pub fn search_lr(
+/// Client step sizes: the dense learning rate and the item-table one (None = the same).
+pub type StepSizes = (f32, Option<f32>);
+
+/// Picks the step sizes with the best validation HR@50 (then NDCG@50); test
+/// is never looked at for selection. Settings that diverge are skipped.
+pub fn search_step_sizes(
     dataset: &Dataset,
     catalog: &Catalog,
     base: &SimConfig,
-    lrs: &[f32],
-    mut on_run: impl FnMut(f32, &RunResult),
+    candidates: &[StepSizes],
+    mut on_run: impl FnMut(StepSizes, &RunResult),
     mut on_round: impl FnMut(&RoundRecord),
-) -> Result<f32> {
-    let mut best: Option<(f32, (f64, f64))> = None;
-    for &lr in lrs {
+) -> Result<StepSizes> {
+    let mut best: Option<(StepSizes, (f64, f64))> = None;
+    for &(lr, item_lr) in candidates {
         let mut config = base.clone();
         config.train.lr = lr;
+        config.train.item_lr = item_lr;
         let result = match run_once(dataset, catalog, config, &mut on_round) {
             Ok(r) => r,
-            // A learning rate that diverges is a valid outcome of a search.
-            Err(fedmr_core::Error::InvalidConfig(m)) if m.contains("diverged") => continue,
+            Err(Error::Diverged { .. }) => continue,
             Err(e) => return Err(e),
         };
-        on_run(lr, &result);
+        on_run((lr, item_lr), &result);
         let v = &result.best_round().valid.all;
         let key = (v.hr_at(50).unwrap_or(0.0), v.ndcg_at(50).unwrap_or(0.0));
         if best.is_none_or(|(_, k)| key > k) {
-            best = Some((lr, key));
+            best = Some(((lr, item_lr), key));
         }
     }
-    best.map(|(lr, _)| lr)
-        .ok_or_else(|| fedmr_core::Error::InvalidConfig("every learning rate diverged".into()))
+    best.map(|(s, _)| s)
+        .ok_or_else(|| Error::InvalidConfig("every learning rate diverged".into()))
 }
 
 /// Random (one per seed), popularity and cold-first on the test split.

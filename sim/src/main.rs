@@ -10,7 +10,7 @@ use fedmr_core::aggregate::ServerStep;
 use fedmr_core::model::{Backbone, Expert, FusionMode, ModelConfig};
 use fedmr_core::train::TrainConfig;
 use fedmr_sim::dataset;
-use fedmr_sim::experiment::{baseline_reports, run_once, search_lr};
+use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{RoundRecord, RunResult, SimConfig};
 use fedmr_sim::report::{table_header, table_row, write_run};
 
@@ -109,9 +109,10 @@ struct TableArgs {
     /// Learning rates searched on validation (seed of the first --seeds entry).
     #[arg(long, value_delimiter = ',', default_value = "1,0.1,0.01,0.001,0.0001")]
     lrs: Vec<f32>,
-    /// Learning rate of the item-ID rows for every run (default: the searched lr).
-    #[arg(long)]
-    item_lr: Option<f32>,
+    /// Item-table learning rates searched jointly with --lrs; `lr` means the
+    /// same as the dense one.
+    #[arg(long, value_delimiter = ',', default_value = "lr")]
+    item_lrs: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     seeds: Vec<u64>,
     /// Markdown table and JSON results go here.
@@ -253,10 +254,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     for (name, reports) in baseline_reports(&ds, &seeds) {
         println!("{}", table_row(&name, "-", &reports));
     }
-    let setting = match args.item_lr {
-        Some(i) => format!("lr {}, item lr {i}", args.lr),
-        None => format!("lr {}", args.lr),
-    };
+    let setting = steps_label((args.lr, args.item_lr));
     println!(
         "{}",
         table_row(
@@ -270,6 +268,31 @@ fn run(args: RunArgs) -> Result<(), String> {
         args.out.display()
     );
     Ok(())
+}
+
+fn steps_label((lr, item_lr): StepSizes) -> String {
+    match item_lr {
+        Some(i) => format!("lr {lr}, item lr {i}"),
+        None => format!("lr {lr}"),
+    }
+}
+
+/// Every (lr, item lr) pair; an item lr of `lr` means the same as the dense one.
+fn step_size_grid(lrs: &[f32], item_lrs: &[String]) -> Result<Vec<StepSizes>, String> {
+    let items = item_lrs
+        .iter()
+        .map(|s| match s.as_str() {
+            "lr" => Ok(None),
+            v => v
+                .parse::<f32>()
+                .map(Some)
+                .map_err(|_| format!("bad item learning rate '{v}'")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lrs
+        .iter()
+        .flat_map(|&lr| items.iter().map(move |&i| (lr, i)))
+        .collect())
 }
 
 fn table(args: TableArgs) -> Result<(), String> {
@@ -286,42 +309,43 @@ fn table(args: TableArgs) -> Result<(), String> {
                 backbone,
                 fusion.clone(),
                 0.0,
-                args.item_lr,
+                None,
                 args.seeds[0],
             );
+            let candidates = step_size_grid(&args.lrs, &args.item_lrs)?;
             let bar = progress(
-                base.rounds * args.lrs.len(),
-                format!("{backbone} {fusion_name} lr search"),
+                base.rounds * candidates.len(),
+                format!("{backbone} {fusion_name} step-size search"),
             );
-            let lr = search_lr(
+            let (lr, item_lr) = search_step_sizes(
                 &ds,
                 &catalog,
                 &base,
-                &args.lrs,
-                |lr, r| eprintln!("  {backbone} {fusion_name} lr {lr}: {}", describe(r)),
+                &candidates,
+                |s, r| {
+                    eprintln!(
+                        "  {backbone} {fusion_name} {}: {}",
+                        steps_label(s),
+                        describe(r)
+                    )
+                },
                 on_round(&bar),
             )
             .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
+            let label = steps_label((lr, item_lr));
             let mut tests = Vec::new();
             for &seed in &args.seeds {
-                let config = sim_config(
-                    &args.common,
-                    backbone,
-                    fusion.clone(),
-                    lr,
-                    args.item_lr,
-                    seed,
-                );
+                let config = sim_config(&args.common, backbone, fusion.clone(), lr, item_lr, seed);
                 let bar = progress(
                     config.rounds,
-                    format!("{backbone} {fusion_name} lr {lr} seed {seed}"),
+                    format!("{backbone} {fusion_name} {label} seed {seed}"),
                 );
                 let result =
                     run_once(&ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
                 bar.finish_and_clear();
                 eprintln!(
-                    "  {backbone} {fusion_name} lr {lr} seed {seed}: {}",
+                    "  {backbone} {fusion_name} {label} seed {seed}: {}",
                     describe(&result)
                 );
                 tests.push(result.best_round().test.clone());
@@ -335,7 +359,7 @@ fn table(args: TableArgs) -> Result<(), String> {
                 .collect();
             lines.push(table_row(
                 &format!("{backbone} + {fusion_name}"),
-                &format!("lr {lr}, best rounds {}", best_rounds.join("/")),
+                &format!("{label}, best rounds {}", best_rounds.join("/")),
                 &tests,
             ));
         }
