@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::params::Tensors;
+use super::params::impl_tensors;
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -39,21 +39,13 @@ impl LinearHead {
     }
 }
 
-impl Tensors for LinearHead {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        f("theta", self.theta.as_slice().expect("standard layout"));
-        f("bias", self.bias.as_slice().expect("standard layout"));
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        f("theta", self.theta.as_slice_mut().expect("standard layout"));
-        f("bias", self.bias.as_slice_mut().expect("standard layout"));
-    }
-}
+impl_tensors!(LinearHead { theta, bias });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, check_param_grads, random_matrix};
+    use crate::model::params::Tensors;
     use ndarray::Axis;
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::layers::activations::{relu, relu_backward, sigmoid};
 use super::layers::layer_norm::LayerNormCache;
 use super::layers::{LayerNorm, Linear};
-use super::params::Tensors;
+use super::params::impl_tensors;
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,46 +295,16 @@ fn add_split_cols(dst: &mut [Array2<f32>], d_cat: &Array2<f32>) {
     }
 }
 
-impl Tensors for MlpExpert {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        self.hidden.visit(f);
-        self.out.visit(f);
-        self.norm.visit(f);
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        self.hidden.visit_mut(f);
-        self.out.visit_mut(f);
-        self.norm.visit_mut(f);
-    }
-}
+impl_tensors!(MlpExpert { hidden, out, norm });
 
-impl Tensors for GateExpert {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        self.gates.visit(f);
-        self.out.visit(f);
-        self.norm.visit(f);
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        self.gates.visit_mut(f);
-        self.out.visit_mut(f);
-        self.norm.visit_mut(f);
-    }
-}
+impl_tensors!(GateExpert { gates, out, norm });
 
-impl Tensors for Mffm {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        self.projections.visit(f);
-        self.norms.visit(f);
-        self.mlp.visit(f);
-        self.gate.visit(f);
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        self.projections.visit_mut(f);
-        self.norms.visit_mut(f);
-        self.mlp.visit_mut(f);
-        self.gate.visit_mut(f);
-    }
-}
+impl_tensors!(Mffm {
+    projections,
+    norms,
+    mlp,
+    gate
+});
 
 #[cfg(test)]
 mod tests {
@@ -342,6 +312,7 @@ mod tests {
     use crate::model::layers::gradcheck::{
         check_input_grad, check_param_grads_of_loss, random_matrix,
     };
+    use crate::model::params::Tensors;
 
     /// L = sum_j sum(F_j * R_j) for fixed random R_j.
     fn projected_loss(m: &Mffm, id: &Array2<f32>, feats: &[Array2<f32>], r: &[Array2<f32>]) -> f64 {

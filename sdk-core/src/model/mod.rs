@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use backbone::Backbone;
 use head::LinearHead;
 pub use mffm::{Expert, Mffm};
-use params::{Global, Private, Tensors};
+use params::{Global, Private, Tensors, impl_tensors};
 use router::Router;
 
 use crate::error::{Error, Result};
@@ -95,12 +95,12 @@ pub enum Fusion {
 }
 
 impl Tensors for Fusion {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
         if let Fusion::Mffm(m) = self {
             m.visit(f);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
         if let Fusion::Mffm(m) = self {
             m.visit_mut(f);
         }
@@ -215,16 +215,7 @@ pub struct UserModel {
     pub router: Option<Router>,
 }
 
-impl Tensors for UserModel {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        self.head.visit(f);
-        self.router.visit(f);
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        self.head.visit_mut(f);
-        self.router.visit_mut(f);
-    }
-}
+impl_tensors!(UserModel { head, router });
 
 /// Everything of one user that stays on the device.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,23 +14,23 @@ use std::ops::{Deref, DerefMut};
 /// The order is the wire order of the flattened dense parameters, so it must
 /// not depend on values, only on the configuration.
 pub trait Tensors {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32]));
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32]));
+    fn visit(&self, f: &mut dyn FnMut(&[f32]));
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32]));
 
     fn num_params(&self) -> usize {
         let mut n = 0;
-        self.visit(&mut |_, t| n += t.len());
+        self.visit(&mut |t| n += t.len());
         n
     }
 
     fn flatten(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.num_params());
-        self.visit(&mut |_, t| out.extend_from_slice(t));
+        self.visit(&mut |t| out.extend_from_slice(t));
         out
     }
 
     fn fill(&mut self, value: f32) {
-        self.visit_mut(&mut |_, t| t.fill(value));
+        self.visit_mut(&mut |t| t.fill(value));
     }
 
     /// A gradient accumulator of the same shapes.
@@ -48,7 +48,7 @@ pub trait Tensors {
     fn add_flat(&mut self, flat: &[f32], alpha: f32) {
         assert_eq!(flat.len(), self.num_params(), "flat parameter length");
         let mut offset = 0;
-        self.visit_mut(&mut |_, t| {
+        self.visit_mut(&mut |t| {
             let len = t.len();
             for (p, d) in t.iter_mut().zip(&flat[offset..offset + len]) {
                 *p += alpha * d;
@@ -64,18 +64,18 @@ pub trait Tensors {
 
     fn all_finite(&self) -> bool {
         let mut ok = true;
-        self.visit(&mut |_, t| ok &= t.iter().all(|v| v.is_finite()));
+        self.visit(&mut |t| ok &= t.iter().all(|v| v.is_finite()));
         ok
     }
 }
 
 impl<T: Tensors> Tensors for Option<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
         if let Some(t) = self {
             t.visit(f);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
         if let Some(t) = self {
             t.visit_mut(f);
         }
@@ -83,13 +83,50 @@ impl<T: Tensors> Tensors for Option<T> {
 }
 
 impl<T: Tensors> Tensors for Vec<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
         self.iter().for_each(|t| t.visit(f));
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
         self.iter_mut().for_each(|t| t.visit_mut(f));
     }
 }
+
+impl Tensors for ndarray::Array1<f32> {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
+        f(self.as_slice().expect("parameters are in standard layout"));
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+        f(self
+            .as_slice_mut()
+            .expect("parameters are in standard layout"));
+    }
+}
+
+impl Tensors for ndarray::Array2<f32> {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
+        f(self.as_slice().expect("parameters are in standard layout"));
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+        f(self
+            .as_slice_mut()
+            .expect("parameters are in standard layout"));
+    }
+}
+
+/// `Tensors` for a struct by listing its tensor fields, in wire order.
+macro_rules! impl_tensors {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl $crate::model::params::Tensors for $ty {
+            fn visit(&self, f: &mut dyn FnMut(&[f32])) {
+                $( $crate::model::params::Tensors::visit(&self.$field, f); )*
+            }
+            fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+                $( $crate::model::params::Tensors::visit_mut(&mut self.$field, f); )*
+            }
+        }
+    };
+}
+pub(crate) use impl_tensors;
 
 /// Parameters shared by all users: downloaded, trained locally, and sent back
 /// as a change.

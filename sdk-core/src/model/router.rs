@@ -5,7 +5,7 @@ use ndarray::{Array1, Array2, ArrayView1, Axis};
 
 use super::layers::Linear;
 use super::layers::activations::{relu, relu_backward, softmax, softmax_backward};
-use super::params::Tensors;
+use super::params::impl_tensors;
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,21 +65,13 @@ impl Router {
     }
 }
 
-impl Tensors for Router {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        self.hidden.visit(f);
-        self.out.visit(f);
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        self.hidden.visit_mut(f);
-        self.out.visit_mut(f);
-    }
-}
+impl_tensors!(Router { hidden, out });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, check_param_grads, random_matrix};
+    use crate::model::params::Tensors;
 
     #[test]
     fn gradients_match_finite_differences() {

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 
-use crate::model::params::Tensors;
+use crate::model::params::impl_tensors;
 
 const EPS: f32 = 1e-5;
 
@@ -65,21 +65,13 @@ impl LayerNorm {
     }
 }
 
-impl Tensors for LayerNorm {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        f("gamma", self.gamma.as_slice().expect("standard layout"));
-        f("beta", self.beta.as_slice().expect("standard layout"));
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        f("gamma", self.gamma.as_slice_mut().expect("standard layout"));
-        f("beta", self.beta.as_slice_mut().expect("standard layout"));
-    }
-}
+impl_tensors!(LayerNorm { gamma, beta });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, check_param_grads, random_matrix};
+    use crate::model::params::Tensors;
     use crate::rng::Rng;
 
     fn random_ln(width: usize, rng: &mut Rng) -> LayerNorm {

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use crate::model::params::Tensors;
+use crate::model::params::impl_tensors;
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -58,21 +58,13 @@ impl Linear {
     }
 }
 
-impl Tensors for Linear {
-    fn visit(&self, f: &mut dyn FnMut(&str, &[f32])) {
-        f("w", self.w.as_slice().expect("standard layout"));
-        f("b", self.b.as_slice().expect("standard layout"));
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
-        f("w", self.w.as_slice_mut().expect("standard layout"));
-        f("b", self.b.as_slice_mut().expect("standard layout"));
-    }
-}
+impl_tensors!(Linear { w, b });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, check_param_grads, random_matrix};
+    use crate::model::params::Tensors;
 
     #[test]
     fn gradients_match_finite_differences() {
