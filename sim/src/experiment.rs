@@ -29,7 +29,7 @@ pub fn search_step_sizes(
     catalog: &Catalog,
     base: &SimConfig,
     candidates: &[StepSizes],
-    mut on_run: impl FnMut(StepSizes, &RunResult),
+    mut on_run: impl FnMut(StepSizes, Result<&RunResult>),
     mut on_round: impl FnMut(&RoundRecord),
 ) -> Result<StepSizes> {
     let mut best: Option<(StepSizes, (f64, f64))> = None;
@@ -39,10 +39,13 @@ pub fn search_step_sizes(
         config.train.item_lr = item_lr;
         let result = match run_once(dataset, catalog, config, &mut on_round) {
             Ok(r) => r,
-            Err(Error::Diverged { .. }) => continue,
+            Err(e @ Error::Diverged { .. }) => {
+                on_run((lr, item_lr), Err(e));
+                continue;
+            }
             Err(e) => return Err(e),
         };
-        on_run((lr, item_lr), &result);
+        on_run((lr, item_lr), Ok(&result));
         let v = &result.best_round().valid.all;
         let key = (v.hr_at(50).unwrap_or(0.0), v.ndcg_at(50).unwrap_or(0.0));
         if best.is_none_or(|(_, k)| key > k) {
