@@ -323,11 +323,11 @@ fn table(args: TableArgs) -> Result<(), String> {
                 &base,
                 &candidates,
                 |s, r| {
-                    eprintln!(
-                        "  {backbone} {fusion_name} {}: {}",
-                        steps_label(s),
-                        describe(r)
-                    )
+                    let outcome = match r {
+                        Ok(r) => describe(r),
+                        Err(e) => format!("skipped: {e}"),
+                    };
+                    eprintln!("  {backbone} {fusion_name} {}: {outcome}", steps_label(s));
                 },
                 on_round(&bar),
             )
