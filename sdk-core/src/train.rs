@@ -111,7 +111,8 @@ pub fn train_local(
 
     let mut rows = gather(&global.items.0.0.view(), &touched_usize);
     let mut fusion = global.fusion.clone();
-    let user = &mut state.model.0;
+    // A copy, committed to the state only if the round ends finite.
+    let mut user = state.model.0.clone();
     let mut epoch_losses = Vec::with_capacity(config.epochs);
 
     let positive_local: Vec<usize> = seen.iter().map(|&i| local_index(i)).collect();
@@ -136,10 +137,10 @@ pub fn train_local(
             labels: labels.view(),
             positives: seen.len(),
         };
-        let grads = loss_and_gradients(&fusion, user, &batch);
+        let grads = loss_and_gradients(&fusion, &user, &batch);
         epoch_losses.push(grads.loss);
         sgd_step(&mut fusion.0, &grads.fusion.flatten(), config.lr);
-        sgd_step(user, &grads.user.flatten(), config.lr);
+        sgd_step(&mut user, &grads.user.flatten(), config.lr);
         let mut d_rows = Array2::zeros(rows.raw_dim());
         scatter_add(&mut d_rows, &batch_local, &grads.id_rows.view());
         rows.scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
@@ -147,6 +148,7 @@ pub fn train_local(
     if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
         return Err(Error::Diverged { lr: config.lr });
     }
+    state.model.0 = user;
 
     let trained_rows = Global(SparseRows {
         ids: touched,

@@ -147,5 +147,24 @@ fn bad_inputs_are_errors() {
         )
         .is_err()
     );
+    let huge = TrainConfig {
+        lr: 1e30,
+        item_lr: None,
+        epochs: 3,
+        negatives: 1,
+    };
+    let err = train_local(
+        &g,
+        &cat,
+        cfg.backbone,
+        &mut state,
+        &[0, 1, 2],
+        &huge,
+        &mut rng,
+    );
+    assert!(
+        matches!(err, Err(fedmr_core::Error::Diverged { .. })),
+        "{err:?}"
+    );
     assert_eq!(state, before, "a rejected call changes nothing");
 }
