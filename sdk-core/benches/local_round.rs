@@ -75,11 +75,10 @@ fn main() {
         n_items: ITEMS,
         features,
     };
-    let positives: Vec<u32> = (0..POSITIVES)
-        .map(|_| rng.below(ITEMS as u64) as u32)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut ids: Vec<u32> = (0..ITEMS as u32).collect();
+    rng.shuffle(&mut ids);
+    let mut positives = ids[..POSITIVES].to_vec();
+    positives.sort_unstable();
 
     let a = Array2::from_shape_simple_fn((2 * POSITIVES, FEATURE_DIM), || rng.normal() as f32);
     let b = Array2::from_shape_simple_fn((FEATURE_DIM, 64), || rng.normal() as f32);
