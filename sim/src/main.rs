@@ -210,25 +210,17 @@ fn describe(result: &RunResult) -> String {
 
 fn run(args: RunArgs) -> Result<(), String> {
     let fusion = fusion_mode(&args.fusion, args.no_id)?;
+    let first_seed = *args
+        .seeds
+        .first()
+        .ok_or("--seeds needs at least one seed")?;
+    // One dataset for every seed (the synthetic one is generated from the
+    // first): seeds vary the model, so runs and baselines share the same data.
+    let ds = dataset::load(&args.common.dataset, first_seed).map_err(|e| e.to_string())?;
+    eprintln!("dataset {}", ds.summary());
+    let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
     let mut tests = Vec::new();
-    let mut data = None;
     for &seed in &args.seeds {
-        // The synthetic dataset is generated from the seed too.
-        let ds = match &data {
-            Some((s, d)) if *s == seed || args.common.dataset != "synthetic" => d,
-            _ => {
-                &data
-                    .insert((
-                        seed,
-                        dataset::load(&args.common.dataset, seed).map_err(|e| e.to_string())?,
-                    ))
-                    .1
-            }
-        };
-        if tests.is_empty() {
-            eprintln!("dataset {}", ds.summary());
-        }
-        let catalog = dataset::catalog(ds, &args.common.modalities).map_err(|e| e.to_string())?;
         let config = sim_config(
             &args.common,
             args.backbone,
@@ -241,14 +233,13 @@ fn run(args: RunArgs) -> Result<(), String> {
             config.rounds,
             format!("{} {} seed {seed}", args.backbone, args.fusion),
         );
-        let result = run_once(ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
+        let result = run_once(&ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
         bar.finish_and_clear();
         eprintln!("seed {seed}: {}", describe(&result));
         let dir = args.out.join(format!("seed{seed}"));
         write_run(&dir, &result).map_err(|e| format!("writing {}: {e}", dir.display()))?;
         tests.push(result.best_round().test.clone());
     }
-    let (_, ds) = data.expect("at least one seed");
     let seeds = args.seeds.clone();
     println!("\nTest metrics (%) at the round of best validation HR@50, over seeds {seeds:?}:\n");
     println!("{}", table_header(&tests[0]));
@@ -297,6 +288,9 @@ fn step_size_grid(lrs: &[f32], item_lrs: &[String]) -> Result<Vec<StepSizes>, St
 }
 
 fn table(args: TableArgs) -> Result<(), String> {
+    if args.seeds.is_empty() || args.lrs.is_empty() {
+        return Err("--seeds and --lrs need at least one value".into());
+    }
     let ds = dataset::load(&args.common.dataset, args.seeds[0]).map_err(|e| e.to_string())?;
     eprintln!("dataset {}", ds.summary());
     let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
