@@ -91,25 +91,12 @@ impl<T: Tensors> Tensors for Vec<T> {
     }
 }
 
-impl Tensors for ndarray::Array1<f32> {
+impl<D: ndarray::Dimension> Tensors for ndarray::Array<f32, D> {
     fn visit(&self, f: &mut dyn FnMut(&[f32])) {
         f(self.as_slice().expect("parameters are in standard layout"));
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
-        f(self
-            .as_slice_mut()
-            .expect("parameters are in standard layout"));
-    }
-}
-
-impl Tensors for ndarray::Array2<f32> {
-    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
-        f(self.as_slice().expect("parameters are in standard layout"));
-    }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
-        f(self
-            .as_slice_mut()
-            .expect("parameters are in standard layout"));
+        f(self.as_slice_mut().expect("parameters are in standard layout"));
     }
 }
 
