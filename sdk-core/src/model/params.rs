@@ -96,7 +96,9 @@ impl<D: ndarray::Dimension> Tensors for ndarray::Array<f32, D> {
         f(self.as_slice().expect("parameters are in standard layout"));
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
-        f(self.as_slice_mut().expect("parameters are in standard layout"));
+        f(self
+            .as_slice_mut()
+            .expect("parameters are in standard layout"));
     }
 }
 
