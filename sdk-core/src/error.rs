@@ -22,6 +22,15 @@ pub enum Error {
     Diverged { lr: f32 },
     #[error("shape mismatch: {0}")]
     Shape(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Store(String),
+    /// The file was written by a newer build; opening it must not touch it.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("invalid interaction at index {index}: {reason}")]
+    InvalidInteraction { index: usize, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

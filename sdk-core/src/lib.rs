@@ -13,6 +13,7 @@ pub mod eval;
 pub mod model;
 pub mod rank;
 pub mod rng;
+pub mod store;
 pub mod train;
 pub mod update;
 

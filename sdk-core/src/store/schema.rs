@@ -1,0 +1,209 @@
+//! Versioned schema migrations keyed by `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`; a new schema
+//! version appends one step and bumps `SCHEMA_VERSION`. Steps never change
+//! once released, so every older file on a device can still be brought up.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::{Error, Result};
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+type Step = fn(&Connection) -> rusqlite::Result<()>;
+
+/// Ordered migration steps; index `i` migrates from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1];
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
+
+/// Brings the database up to `SCHEMA_VERSION` inside the caller's transaction.
+///
+/// A file from a newer build is refused with `SchemaTooNew` before anything
+/// is written, so downgrading the app never corrupts a user's data.
+pub fn migrate(tx: &Transaction<'_>) -> Result<()> {
+    let found = user_version(tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for step in &MIGRATIONS[found as usize..] {
+        step(tx)?;
+    }
+    if found != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+/// Reads `PRAGMA user_version`; SQLite stores it as a signed 32-bit integer.
+pub(super) fn user_version(conn: &Connection) -> Result<u32> {
+    let raw: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    u32::try_from(raw).map_err(|_| Error::Store(format!("invalid schema version {raw}")))
+}
+
+/// Version 1: interactions, catalog/model/private-state singletons, outbox.
+///
+/// The singleton tables use `CHECK (id = 1)` so there is never more than one
+/// catalog, model or private state; payloads are opaque blobs for now.
+fn v0_to_v1(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE interactions (
+             id INTEGER PRIMARY KEY,
+             item_key TEXT NOT NULL CHECK (length(item_key) > 0),
+             kind TEXT NOT NULL,
+             weight REAL NOT NULL,
+             timestamp_ms INTEGER NOT NULL
+         );
+         CREATE INDEX interactions_timestamp ON interactions (timestamp_ms);
+         CREATE INDEX interactions_item_key ON interactions (item_key);
+
+         CREATE TABLE catalog_meta (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL,
+             sha256 BLOB NOT NULL CHECK (length(sha256) = 32),
+             payload BLOB NOT NULL
+         );
+
+         CREATE TABLE model_meta (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL,
+             payload BLOB NOT NULL
+         );
+
+         CREATE TABLE private_state (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             payload BLOB NOT NULL,
+             updated_ms INTEGER NOT NULL
+         );
+
+         CREATE TABLE outbox (
+             id INTEGER PRIMARY KEY,
+             idempotency_key TEXT NOT NULL UNIQUE,
+             round INTEGER NOT NULL,
+             base_version INTEGER NOT NULL,
+             payload BLOB NOT NULL,
+             created_ms INTEGER NOT NULL
+         );",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::test_util::TempDir;
+
+    /// Sorted `sqlite_master` SQL, to compare schemas reached by different paths.
+    fn schema_sql(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn open_creates_current_schema() {
+        let dir = TempDir::new("schema-fresh");
+        drop(Store::open(&dir.db()).unwrap());
+        let conn = Connection::open(dir.db()).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let sql = schema_sql(&conn).join("\n");
+        for table in [
+            "interactions",
+            "catalog_meta",
+            "model_meta",
+            "private_state",
+            "outbox",
+        ] {
+            assert!(sql.contains(&format!("CREATE TABLE {table} ")), "{table}");
+        }
+        assert!(sql.contains("interactions_timestamp"));
+        assert!(sql.contains("interactions_item_key"));
+    }
+
+    /// Every earlier version, built by replaying the released steps, migrates
+    /// to exactly the schema a fresh install gets.
+    #[test]
+    fn every_earlier_version_migrates_to_current() {
+        let fresh = TempDir::new("schema-ref");
+        drop(Store::open(&fresh.db()).unwrap());
+        let want = schema_sql(&Connection::open(fresh.db()).unwrap());
+
+        for version in 0..SCHEMA_VERSION {
+            let dir = TempDir::new("schema-old");
+            {
+                let conn = Connection::open(dir.db()).unwrap();
+                for step in &MIGRATIONS[..version as usize] {
+                    step(&conn).unwrap();
+                }
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            let store = Store::open(&dir.db()).unwrap();
+            assert!(store.integrity_check().unwrap());
+            drop(store);
+            let conn = Connection::open(dir.db()).unwrap();
+            assert_eq!(
+                user_version(&conn).unwrap(),
+                SCHEMA_VERSION,
+                "from v{version}"
+            );
+            assert_eq!(schema_sql(&conn), want, "from v{version}");
+        }
+    }
+
+    #[test]
+    fn zero_byte_file_is_version_zero_and_migrates() {
+        let dir = TempDir::new("schema-empty");
+        std::fs::File::create(dir.db()).unwrap();
+        let store = Store::open(&dir.db()).unwrap();
+        assert_eq!(store.interaction_count().unwrap(), 0);
+        drop(store);
+        let conn = Connection::open(dir.db()).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_left_untouched() {
+        let dir = TempDir::new("schema-new");
+        let newer = SCHEMA_VERSION + 1;
+        {
+            let conn = Connection::open(dir.db()).unwrap();
+            conn.execute_batch("CREATE TABLE future (x INTEGER);")
+                .unwrap();
+            conn.pragma_update(None, "user_version", newer).unwrap();
+        }
+        let before = schema_sql(&Connection::open(dir.db()).unwrap());
+
+        match Store::open(&dir.db()) {
+            Err(Error::SchemaTooNew { found, supported }) => {
+                assert_eq!((found, supported), (newer, SCHEMA_VERSION));
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a newer schema must be refused"),
+        }
+
+        let conn = Connection::open(dir.db()).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), newer);
+        assert_eq!(schema_sql(&conn), before);
+    }
+
+    #[test]
+    fn migrate_is_a_no_op_at_current_version() {
+        let dir = TempDir::new("schema-noop");
+        drop(Store::open(&dir.db()).unwrap());
+        let mut conn = Connection::open(dir.db()).unwrap();
+        let before = schema_sql(&conn);
+        let tx = conn.transaction().unwrap();
+        migrate(&tx).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(schema_sql(&conn), before);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+}
