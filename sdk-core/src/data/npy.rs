@@ -119,7 +119,7 @@ fn encode_npy_f32(array: &Array2<f32>) -> Vec<u8> {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // NumPy aligns the data start to 64 bytes and ends the header with '\n'.
-    while (MAGIC.len() + 4 + header.len() + 1) % 64 != 0 {
+    while !(MAGIC.len() + 4 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -361,7 +361,7 @@ mod tests {
     fn npy(version: (u8, u8), header: &str, data: &[u8]) -> Vec<u8> {
         let mut h = header.to_string();
         let len_size = if version.0 == 1 { 2 } else { 4 };
-        while (8 + len_size + h.len() + 1) % 64 != 0 {
+        while !(8 + len_size + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
