@@ -1,0 +1,68 @@
+//! The `fedmr-sim` binary as a user runs it: output files, the final table,
+//! and clear failures for bad arguments.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fedmr-sim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_short_run_writes_rounds_csv_result_json_and_prints_the_table() {
+    let out = out_dir("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
+        .args(["--rounds", "3", "--dim", "16", "--seeds", "0,1", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run fedmr-sim");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for row in [
+        "| random |",
+        "| popularity |",
+        "| cold-first |",
+        "| fedavg + mffm |",
+    ] {
+        assert!(stdout.contains(row), "missing {row} in:\n{stdout}");
+    }
+    for seed in ["seed0", "seed1"] {
+        let csv = std::fs::read_to_string(out.join(seed).join("rounds.csv")).expect("rounds.csv");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "header + 3 rounds");
+        assert!(lines[0].starts_with("round,clients,train_loss"));
+        let json =
+            std::fs::read_to_string(out.join(seed).join("result.json")).expect("result.json");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["rounds"].as_array().map(Vec::len), Some(3));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message_and_no_output() {
+    let out = out_dir("bad");
+    for args in [
+        vec!["--fusion", "nonsense"],
+        vec!["--lr", "-1"],
+        vec!["--dataset", "/no/such/folder"],
+        vec!["--modalities", "audio"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
+            .args(&args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run fedmr-sim");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} wrote output");
+    }
+}
