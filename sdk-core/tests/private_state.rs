@@ -3,35 +3,25 @@
 
 mod common;
 
-use common::{catalog, config, global, small_dataset};
-use fedmr_core::model::{Backbone, FusionMode, PrivateState};
+use common::Fixture;
+use fedmr_core::model::Backbone;
 use fedmr_core::rank::{ItemViews, preference, score_all};
-use fedmr_core::rng::Rng;
-use fedmr_core::train::{TrainConfig, train_local};
+use fedmr_core::train::TrainConfig;
+
+fn step() -> TrainConfig {
+    TrainConfig {
+        lr: 0.3,
+        ..TrainConfig::default()
+    }
+}
 
 #[test]
 fn private_state_carries_over_between_rounds() {
-    let ds = small_dataset();
-    let cfg = config(Backbone::PFedRec, FusionMode::full());
-    let g = global(&ds, &cfg);
-    let cat = catalog(&ds);
-    let user = &ds.users()[0];
-    let t = TrainConfig {
-        lr: 0.3,
-        ..TrainConfig::default()
-    };
+    let f = Fixture::new(Backbone::PFedRec);
+    let user = &f.users[0];
 
-    let mut kept = PrivateState::new(&cfg, &g, 9);
-    train_local(
-        &g,
-        &cat,
-        cfg.backbone,
-        &mut kept,
-        &user.train,
-        &t,
-        &mut Rng::new(1),
-    )
-    .unwrap();
+    let mut kept = f.state(9);
+    f.train(&mut kept, &user.train, &step(), 1).unwrap();
     let after_round_1 = kept.clone();
     assert!(
         after_round_1.personal_items.0.is_some(),
@@ -40,78 +30,42 @@ fn private_state_carries_over_between_rounds() {
 
     // Round 2 starting from the kept state differs from one starting afresh:
     // the state is carried, not re-initialised.
-    let mut fresh = PrivateState::new(&cfg, &g, 9);
-    train_local(
-        &g,
-        &cat,
-        cfg.backbone,
-        &mut kept,
-        &user.train,
-        &t,
-        &mut Rng::new(2),
-    )
-    .unwrap();
-    train_local(
-        &g,
-        &cat,
-        cfg.backbone,
-        &mut fresh,
-        &user.train,
-        &t,
-        &mut Rng::new(2),
-    )
-    .unwrap();
+    let mut fresh = f.state(9);
+    f.train(&mut kept, &user.train, &step(), 2).unwrap();
+    f.train(&mut fresh, &user.train, &step(), 2).unwrap();
     assert_ne!(kept.model.0, fresh.model.0);
     assert_ne!(kept.model.0, after_round_1.model.0);
 }
 
 #[test]
 fn scoring_uses_the_private_head_router_and_personal_rows() {
-    let ds = small_dataset();
-    let cfg = config(Backbone::PFedRec, FusionMode::full());
-    let g = global(&ds, &cfg);
-    let cat = catalog(&ds);
-    let user = &ds.users()[0];
-    let mut state = PrivateState::new(&cfg, &g, 9);
-    let t = TrainConfig {
-        lr: 0.3,
-        ..TrainConfig::default()
-    };
-    train_local(
-        &g,
-        &cat,
-        cfg.backbone,
-        &mut state,
-        &user.train,
-        &t,
-        &mut Rng::new(1),
-    )
-    .unwrap();
-    let views = ItemViews::compute(&g, &cat);
-    let scores = score_all(&g, &cat, &views, &state, &user.train);
+    let f = Fixture::new(Backbone::PFedRec);
+    let (g, cat) = (&f.global, &f.catalog);
+    let user = &f.users[0];
+    let mut state = f.state(9);
+    f.train(&mut state, &user.train, &step(), 1).unwrap();
+    let views = ItemViews::compute(g, cat);
+    let scores = score_all(g, cat, &views, &state, &user.train);
 
     let mut other_head = state.clone();
     other_head.model.0.head.theta.mapv_inplace(|v| -v);
-    assert_ne!(
-        scores,
-        score_all(&g, &cat, &views, &other_head, &user.train)
-    );
+    assert_ne!(scores, score_all(g, cat, &views, &other_head, &user.train));
 
     let mut other_router = state.clone();
     other_router.model.0.router.as_mut().unwrap().out.b[0] += 3.0;
     assert_ne!(
         scores,
-        score_all(&g, &cat, &views, &other_router, &user.train)
+        score_all(g, cat, &views, &other_router, &user.train)
     );
 
     // Items with personal rows are scored from them; the others from the global rows.
     let personal = state.personal_items.0.clone().unwrap();
     let mut no_rows = state.clone();
     no_rows.personal_items.0 = None;
-    let plain = score_all(&g, &cat, &views, &no_rows, &user.train);
+    let plain = score_all(g, cat, &views, &no_rows, &user.train);
     let touched = |i: usize| personal.ids.binary_search(&(i as u32)).is_ok();
     assert!(
-        (0..ds.n_items)
+        (0..f.ds.n_items)
             .filter(|&i| touched(i))
             .any(|i| scores[i] != plain[i])
     );
@@ -119,16 +73,13 @@ fn scoring_uses_the_private_head_router_and_personal_rows() {
 
 #[test]
 fn users_with_different_histories_get_different_router_weights() {
-    let ds = small_dataset();
-    let cfg = config(Backbone::FedAvg, FusionMode::full());
-    let g = global(&ds, &cfg);
-    let cat = catalog(&ds);
-    let views = ItemViews::compute(&g, &cat);
-    let users = ds.users();
+    let f = Fixture::new(Backbone::FedAvg);
+    let (g, cat) = (&f.global, &f.catalog);
+    let views = ItemViews::compute(g, cat);
     // Same private parameters, different histories: the context alone moves the weights.
-    let state = PrivateState::new(&cfg, &g, 4);
-    let a = preference(&g, &cat, &views, &state, &users[0].train);
-    let b = preference(&g, &cat, &views, &state, &users[1].train);
+    let state = f.state(4);
+    let a = preference(g, cat, &views, &state, &f.users[0].train);
+    let b = preference(g, cat, &views, &state, &f.users[1].train);
     assert!((a.sum() - 1.0).abs() < 1e-5 && (b.sum() - 1.0).abs() < 1e-5);
     assert!(
         a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4),
