@@ -206,13 +206,23 @@ impl<C: Coordinator> Federation<C> {
     /// Evaluates every user on `target` with the current global model and
     /// their private state.
     pub fn evaluate(&self, target: Target) -> EvalReport {
+        self.evaluate_targets(&[target]).remove(0)
+    }
+
+    /// Several targets under one model: the item views are computed once.
+    pub fn evaluate_targets(&self, targets: &[Target]) -> Vec<EvalReport> {
         let global = self.coordinator.global();
         let views = ItemViews::compute(global, &self.catalog);
         let users: Vec<UserData> = self.phones.iter().map(|p| p.data.clone()).collect();
-        evaluate(&users, &self.cold_items, target, |k| {
-            let p = &self.phones[k];
-            score_all(global, &self.catalog, &views, &p.state, &p.data.train)
-        })
+        targets
+            .iter()
+            .map(|&target| {
+                evaluate(&users, &self.cold_items, target, |k| {
+                    let p = &self.phones[k];
+                    score_all(global, &self.catalog, &views, &p.state, &p.data.train)
+                })
+            })
+            .collect()
     }
 
     /// Each user's router weights over the experts.
@@ -233,12 +243,15 @@ impl<C: Coordinator> Federation<C> {
         for round in 0..self.config.rounds {
             let t = std::time::Instant::now();
             let (clients, train_loss) = self.round(round)?;
+            let mut reports = self
+                .evaluate_targets(&[Target::Valid, Target::Test])
+                .into_iter();
             let record = RoundRecord {
                 round,
                 clients,
                 train_loss,
-                valid: self.evaluate(Target::Valid),
-                test: self.evaluate(Target::Test),
+                valid: reports.next().expect("valid report"),
+                test: reports.next().expect("test report"),
                 seconds: t.elapsed().as_secs_f64(),
             };
             on_round(&record);
