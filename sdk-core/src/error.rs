@@ -31,6 +31,22 @@ pub enum Error {
     SchemaTooNew { found: u32, supported: u32 },
     #[error("invalid interaction at index {index}: {reason}")]
     InvalidInteraction { index: usize, reason: String },
+    /// Bytes that are not a valid message: bad frame, digest, encoding or content.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// A model or catalog that does not fit what is installed.
+    #[error("incompatible: {0}")]
+    Incompatible(String),
+    /// The call needs something the client does not have yet.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("unknown item {0:?}")]
+    UnknownItem(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The caller's cancel flag was raised; nothing was written.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

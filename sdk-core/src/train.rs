@@ -64,18 +64,78 @@ pub struct LocalReport {
     pub samples: u64,
 }
 
+/// Where training reads content features from: the whole `Catalog` in the
+/// simulator, the SQLite catalog on a device (only the touched rows).
+pub trait FeatureSource {
+    /// Feature rows of `ids`, one matrix per modality.
+    fn gather_features(&self, ids: &[usize]) -> Result<Vec<Array2<f32>>>;
+}
+
+impl FeatureSource for Catalog {
+    fn gather_features(&self, ids: &[usize]) -> Result<Vec<Array2<f32>>> {
+        Ok(self.gather(ids))
+    }
+}
+
+/// What an observer sees after each epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochProgress {
+    /// Epochs done so far (1-based).
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Mean BCE of this epoch, before its step.
+    pub loss: f32,
+}
+
+/// An observer's answer after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Keep the epochs done so far and finish the round with them.
+    Stop,
+    /// Discard the round: `train_local_observed` returns `Error::Cancelled`.
+    Cancel,
+}
+
 /// Trains one user for one round. `positives` are the user's training items
 /// (the only items excluded from negative sampling: validation and test items
 /// stay eligible, as they would be on a real device that holds them out).
 /// `rng` is the stream for this user and round.
 pub fn train_local(
     global: &GlobalModel,
-    catalog: &Catalog,
+    catalog: &dyn FeatureSource,
     backbone: Backbone,
     state: &mut PrivateState,
     positives: &[u32],
     config: &TrainConfig,
     rng: &mut Rng,
+) -> Result<(ModelUpdate, LocalReport)> {
+    let mut run_all = |_: &EpochProgress| Flow::Continue;
+    train_local_observed(
+        global,
+        catalog,
+        backbone,
+        state,
+        positives,
+        config,
+        rng,
+        &mut run_all,
+    )
+}
+
+/// `train_local` with an observer called after every epoch, which may stop
+/// the round early (keeping the epochs done) or cancel it. `state` changes
+/// only when the call returns `Ok`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_local_observed(
+    global: &GlobalModel,
+    catalog: &dyn FeatureSource,
+    backbone: Backbone,
+    state: &mut PrivateState,
+    positives: &[u32],
+    config: &TrainConfig,
+    rng: &mut Rng,
+    observer: &mut dyn FnMut(&EpochProgress) -> Flow,
 ) -> Result<(ModelUpdate, LocalReport)> {
     config.validate()?;
     let n_items = global.n_items();
@@ -99,17 +159,19 @@ pub fn train_local(
     let negatives: Vec<Vec<u32>> = (0..config.epochs)
         .map(|_| sample_negatives(&seen, n_items, per_epoch, rng))
         .collect();
-    let mut touched: Vec<u32> = seen
-        .iter()
-        .chain(negatives.iter().flatten())
-        .copied()
-        .collect();
-    touched.sort_unstable();
-    touched.dedup();
+    let touched = touched_items(&seen, &negatives);
     let local_index = |id: u32| touched.binary_search(&id).expect("touched item");
     let touched_usize: Vec<usize> = touched.iter().map(|&i| i as usize).collect();
 
     let mut rows = gather(&global.items.0.0.view(), &touched_usize);
+    // Content rows of the touched items, read once; batches index them locally.
+    let local_features = match &global.fusion.0 {
+        Fusion::IdOnly => Catalog::default(),
+        Fusion::Mffm(_) => Catalog {
+            n_items: touched.len(),
+            features: catalog.gather_features(&touched_usize)?,
+        },
+    };
     let mut fusion = global.fusion.clone();
     // A copy, committed to the state only if the round ends finite.
     let mut user = state.model.0.clone();
@@ -122,11 +184,10 @@ pub fn train_local(
             .copied()
             .chain(negs.iter().map(|&i| local_index(i)))
             .collect();
-        let batch_items: Vec<usize> = batch_local.iter().map(|&l| touched_usize[l]).collect();
         let id_rows = gather(&rows.view(), &batch_local);
         let features = match &fusion.0 {
             Fusion::IdOnly => Vec::new(),
-            Fusion::Mffm(_) => catalog.gather(&batch_items),
+            Fusion::Mffm(_) => local_features.gather(&batch_local),
         };
         let labels: Array1<f32> = (0..batch_local.len())
             .map(|k| if k < seen.len() { 1.0 } else { 0.0 })
@@ -144,10 +205,32 @@ pub fn train_local(
         let mut d_rows = Array2::zeros(rows.raw_dim());
         scatter_add(&mut d_rows, &batch_local, &grads.id_rows.view());
         rows.scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
+
+        let progress = EpochProgress {
+            epoch: epoch_losses.len(),
+            epochs: config.epochs,
+            loss: grads.loss,
+        };
+        match observer(&progress) {
+            Flow::Continue => {}
+            Flow::Stop => break,
+            Flow::Cancel => return Err(Error::Cancelled),
+        }
     }
     if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
         return Err(Error::Diverged { lr: config.lr });
     }
+
+    // Stopped early: rows only the skipped epochs would have touched did not
+    // change, and sending them would drag the server's row average to zero.
+    let epochs_run = epoch_losses.len();
+    let (touched, rows) = if epochs_run < config.epochs {
+        let kept = touched_items(&seen, &negatives[..epochs_run]);
+        let kept_local: Vec<usize> = kept.iter().map(|&i| local_index(i)).collect();
+        (kept, gather(&rows.view(), &kept_local))
+    } else {
+        (touched, rows)
+    };
     state.model.0 = user;
 
     let trained_rows = Global(SparseRows {
@@ -166,6 +249,18 @@ pub fn train_local(
             samples,
         },
     ))
+}
+
+/// The sorted, distinct items of `seen` and `negatives`.
+fn touched_items(seen: &[u32], negatives: &[Vec<u32>]) -> Vec<u32> {
+    let mut touched: Vec<u32> = seen
+        .iter()
+        .chain(negatives.iter().flatten())
+        .copied()
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    touched
 }
 
 /// `count` items drawn uniformly (with replacement) from those not in

@@ -125,13 +125,22 @@ impl Mffm {
         self.projections.iter().map(Linear::inputs).collect()
     }
 
-    /// Expert views of a batch of items, in `self.experts` order.
-    /// `id_rows` (B x d) must be given iff `use_id`; `features[m]` is B x d_m.
-    pub fn forward(
+    /// The normalized inputs z_k (ID embedding first when used, then each
+    /// projected modality): what every expert fuses. The Sum expert's view is
+    /// their sum, which is what makes per-modality shares computable.
+    pub fn normalized_inputs(
         &self,
         id_rows: Option<&ArrayView2<f32>>,
         features: &[ArrayView2<f32>],
-    ) -> (Vec<Array2<f32>>, MffmCache) {
+    ) -> Vec<Array2<f32>> {
+        self.normalize_inputs(id_rows, features).0
+    }
+
+    fn normalize_inputs(
+        &self,
+        id_rows: Option<&ArrayView2<f32>>,
+        features: &[ArrayView2<f32>],
+    ) -> (Vec<Array2<f32>>, Vec<LayerNormCache>) {
         let mut pre: Vec<Array2<f32>> = Vec::with_capacity(self.inputs());
         if self.use_id {
             pre.push(id_rows.expect("ID rows required when use_id").to_owned());
@@ -139,12 +148,21 @@ impl Mffm {
         for (proj, x) in self.projections.iter().zip(features) {
             pre.push(proj.forward(x));
         }
-        let (z, norm_caches): (Vec<_>, Vec<_>) = self
-            .norms
+        self.norms
             .iter()
             .zip(&pre)
             .map(|(n, p)| n.forward(&p.view()))
-            .unzip();
+            .unzip()
+    }
+
+    /// Expert views of a batch of items, in `self.experts` order.
+    /// `id_rows` (B x d) must be given iff `use_id`; `features[m]` is B x d_m.
+    pub fn forward(
+        &self,
+        id_rows: Option<&ArrayView2<f32>>,
+        features: &[ArrayView2<f32>],
+    ) -> (Vec<Array2<f32>>, MffmCache) {
+        let (z, norm_caches) = self.normalize_inputs(id_rows, features);
 
         let mut outputs = Vec::with_capacity(self.experts.len());
         let mut mlp_cache = None;

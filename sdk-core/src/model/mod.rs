@@ -108,6 +108,15 @@ impl Tensors for Fusion {
 }
 
 impl Fusion {
+    fn new(config: &ModelConfig, modality_dims: &[usize], rng: &mut Rng) -> Self {
+        match &config.fusion {
+            FusionMode::IdOnly => Fusion::IdOnly,
+            FusionMode::Mffm { experts, use_id } => {
+                Fusion::Mffm(Mffm::new(config.dim, *use_id, modality_dims, experts, rng))
+            }
+        }
+    }
+
     pub fn experts(&self) -> usize {
         match self {
             Fusion::IdOnly => 1,
@@ -145,20 +154,42 @@ impl GlobalModel {
         let items = Array2::from_shape_simple_fn((catalog.n_items, config.dim), || {
             rng.normal() as f32 * config.init_std
         });
-        let fusion = match &config.fusion {
-            FusionMode::IdOnly => Fusion::IdOnly,
-            FusionMode::Mffm { experts, use_id } => Fusion::Mffm(Mffm::new(
-                config.dim,
-                *use_id,
-                &catalog.modality_dims(),
-                experts,
-                &mut rng,
-            )),
-        };
+        let fusion = Fusion::new(config, &catalog.modality_dims(), &mut rng);
         Ok(GlobalModel {
             items: Global(ItemTable(items)),
             fusion: Global(fusion),
         })
+    }
+
+    /// A model of `config`'s structure for these modality sizes, with the
+    /// given item table and dense fusion parameters (as sent on the wire).
+    pub fn from_parts(
+        config: &ModelConfig,
+        modality_dims: &[usize],
+        items: Array2<f32>,
+        fusion_params: &[f32],
+    ) -> Result<Self> {
+        validate_structure(config, modality_dims)?;
+        if items.ncols() != config.dim {
+            return Err(Error::Shape(format!(
+                "item table has {} columns, model dimension is {}",
+                items.ncols(),
+                config.dim
+            )));
+        }
+        // The initial values are overwritten; only the structure matters.
+        let mut fusion = Fusion::new(config, modality_dims, &mut Rng::new(0));
+        fusion
+            .load_flat(fusion_params)
+            .map_err(|m| Error::Shape(format!("fusion parameters: {m}")))?;
+        let model = GlobalModel {
+            items: Global(ItemTable(items)),
+            fusion: Global(fusion),
+        };
+        if !(model.fusion.all_finite() && model.items.0.0.iter().all(|v| v.is_finite())) {
+            return Err(Error::Shape("non-finite model parameter".into()));
+        }
+        Ok(model)
     }
 
     pub fn n_items(&self) -> usize {
@@ -171,14 +202,6 @@ impl GlobalModel {
 }
 
 fn validate_config(config: &ModelConfig, catalog: &Catalog) -> Result<()> {
-    if config.dim == 0 {
-        return Err(Error::InvalidConfig("latent size must be positive".into()));
-    }
-    if !(config.init_std.is_finite() && config.init_std > 0.0) {
-        return Err(Error::InvalidConfig(
-            "init_std must be a positive number".into(),
-        ));
-    }
     if catalog
         .features
         .iter()
@@ -188,18 +211,33 @@ fn validate_config(config: &ModelConfig, catalog: &Catalog) -> Result<()> {
             "every modality needs one feature row per item".into(),
         ));
     }
+    validate_structure(config, &catalog.modality_dims())
+}
+
+fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<()> {
+    if modality_dims.contains(&0) {
+        return Err(Error::InvalidConfig("a modality has 0 dimensions".into()));
+    }
+    if config.dim == 0 {
+        return Err(Error::InvalidConfig("latent size must be positive".into()));
+    }
+    if !(config.init_std.is_finite() && config.init_std > 0.0) {
+        return Err(Error::InvalidConfig(
+            "init_std must be a positive number".into(),
+        ));
+    }
     if let FusionMode::Mffm { experts, use_id } = &config.fusion {
         if experts.is_empty() {
             return Err(Error::InvalidConfig(
                 "MFFM needs at least one expert".into(),
             ));
         }
-        if !use_id && catalog.features.is_empty() {
+        if !use_id && modality_dims.is_empty() {
             return Err(Error::InvalidConfig(
                 "MFFM without the ID input needs at least one modality".into(),
             ));
         }
-        if *use_id && catalog.features.is_empty() {
+        if *use_id && modality_dims.is_empty() {
             return Err(Error::InvalidConfig(
                 "MFFM needs at least one content modality (use id_only otherwise)".into(),
             ));

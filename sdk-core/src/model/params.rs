@@ -57,6 +57,21 @@ pub trait Tensors {
         });
     }
 
+    /// Overwrites every parameter from `flat` (in `flatten` order); a length
+    /// mismatch is an error and leaves `self` unchanged.
+    fn load_flat(&mut self, flat: &[f32]) -> Result<(), String> {
+        let expected = self.num_params();
+        if flat.len() != expected {
+            return Err(format!("{} values for {expected} parameters", flat.len()));
+        }
+        let mut offset = 0;
+        self.visit_mut(&mut |t| {
+            t.copy_from_slice(&flat[offset..offset + t.len()]);
+            offset += t.len();
+        });
+        Ok(())
+    }
+
     /// self += alpha * other (same configuration).
     fn add_scaled(&mut self, other: &Self, alpha: f32) {
         self.add_flat(&other.flatten(), alpha);

@@ -196,6 +196,20 @@ impl Store {
             .collect()
     }
 
+    /// The net weight of every item the user interacted with, summed over
+    /// the stored interactions, by item key.
+    pub fn item_weights(&self) -> Result<Vec<(String, f64)>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT item_key, SUM(weight) FROM interactions GROUP BY item_key",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// How many interactions are stored.
     pub fn interaction_count(&self) -> Result<usize> {
         let n: i64 = self.with_reader(|conn| {

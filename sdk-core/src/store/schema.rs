@@ -9,12 +9,12 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 type Step = fn(&Connection) -> rusqlite::Result<()>;
 
 /// Ordered migration steps; index `i` migrates from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1];
+pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -91,6 +91,23 @@ fn v0_to_v1(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Version 2: catalog items in their own table, one row per item with its
+/// key and f16 features, so training reads only the rows it touches and a
+/// 100k-item catalog never has to sit in memory. `catalog_meta.payload`
+/// now holds the encoded modality list. Version-1 catalog and model blobs
+/// had no defined format, so they are dropped (the next sync re-downloads).
+fn v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "DELETE FROM catalog_meta;
+         DELETE FROM model_meta;
+         CREATE TABLE catalog_items (
+             id INTEGER PRIMARY KEY,
+             item_key TEXT NOT NULL UNIQUE,
+             features BLOB NOT NULL
+         );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +138,7 @@ mod tests {
             "model_meta",
             "private_state",
             "outbox",
+            "catalog_items",
         ] {
             assert!(sql.contains(&format!("CREATE TABLE {table} ")), "{table}");
         }

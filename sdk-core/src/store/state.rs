@@ -1,4 +1,4 @@
-//! Singleton state: the server's catalog and global model as last downloaded,
+//! Singleton state: the server's global model as last downloaded,
 //! the user's private model state, and erasing the user's data (forget-me).
 
 use rusqlite::{OptionalExtension, params};
@@ -8,16 +8,6 @@ use super::db::{get_u64, now_ms, u64_to_sql};
 use super::outbox::{self, NewUpdate};
 use crate::Result;
 
-/// The catalog as last downloaded; `payload` is opaque to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogRecord {
-    pub version: u64,
-    /// The digest the server announced for `payload`; the store keeps it as
-    /// given, checking it is the sync layer's job.
-    pub sha256: [u8; 32],
-    pub payload: Vec<u8>,
-}
-
 /// The global model as last downloaded; `payload` is opaque to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRecord {
@@ -26,38 +16,6 @@ pub struct ModelRecord {
 }
 
 impl Store {
-    /// Replaces the stored catalog.
-    pub fn put_catalog(&self, version: u64, sha256: [u8; 32], payload: &[u8]) -> Result<()> {
-        let version = u64_to_sql(version, "catalog version")?;
-        self.with_writer(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO catalog_meta (id, version, sha256, payload)
-                 VALUES (1, ?1, ?2, ?3)",
-                params![version, sha256, payload],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// The stored catalog, if one was ever downloaded.
-    pub fn catalog(&self) -> Result<Option<CatalogRecord>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT version, sha256, payload FROM catalog_meta WHERE id = 1",
-                    [],
-                    |r| {
-                        Ok(CatalogRecord {
-                            version: get_u64(r, 0)?,
-                            sha256: r.get(1)?,
-                            payload: r.get(2)?,
-                        })
-                    },
-                )
-                .optional()?)
-        })
-    }
-
     /// Replaces the stored global model.
     pub fn put_model(&self, version: u64, payload: &[u8]) -> Result<()> {
         let version = u64_to_sql(version, "model version")?;
@@ -167,20 +125,6 @@ mod tests {
     }
 
     #[test]
-    fn catalog_put_get_replace() {
-        let (_dir, store) = open("state-catalog");
-        assert_eq!(store.catalog().unwrap(), None);
-        store.put_catalog(1, [7; 32], b"cat-v1").unwrap();
-        store.put_catalog(2, [9; 32], b"cat-v2").unwrap();
-        let want = CatalogRecord {
-            version: 2,
-            sha256: [9; 32],
-            payload: b"cat-v2".to_vec(),
-        };
-        assert_eq!(store.catalog().unwrap(), Some(want));
-    }
-
-    #[test]
     fn model_put_get_replace() {
         let (_dir, store) = open("state-model");
         assert_eq!(store.model().unwrap(), None);
@@ -232,7 +176,8 @@ mod tests {
     #[test]
     fn erase_user_data_keeps_catalog_and_model() {
         let (dir, store) = open("state-erase");
-        store.put_catalog(1, [1; 32], b"catalog").unwrap();
+        let catalog = crate::store::catalog::tests::small_catalog(1);
+        store.install_catalog(&catalog, [1; 32], false).unwrap();
         store.put_model(1, b"model").unwrap();
         let secret = "very-private-item-key";
         let batch: Vec<_> = (0..200)
@@ -252,7 +197,8 @@ mod tests {
         assert_eq!(store.interaction_count().unwrap(), 0);
         assert_eq!(store.private_state().unwrap(), None);
         assert!(store.pending_updates().unwrap().is_empty());
-        assert_eq!(store.catalog().unwrap().unwrap().payload, b"catalog");
+        assert_eq!(store.catalog_meta().unwrap().unwrap().version, 1);
+        assert_eq!(store.catalog_keys().unwrap().len(), catalog.items.len());
         assert_eq!(store.model().unwrap().unwrap().payload, b"model");
         assert!(store.integrity_check().unwrap());
 

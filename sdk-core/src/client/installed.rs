@@ -1,0 +1,177 @@
+//! What the client holds in memory of the server's data: the catalog's keys
+//! (features stay in SQLite) and the decoded global model. Immutable once
+//! built; an apply builds a new one and swaps it in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use ndarray::Array2;
+
+use crate::model::GlobalModel;
+use crate::store::{CatalogMeta, Store};
+use crate::train::{FeatureSource, TrainConfig};
+use crate::wire::ModelMessage;
+use crate::{Error, Result};
+
+pub(crate) struct InstalledCatalog {
+    pub meta: CatalogMeta,
+    pub keys: Vec<String>,
+    pub ids: HashMap<String, u32>,
+}
+
+impl InstalledCatalog {
+    pub fn load(store: &Store) -> Result<Option<Self>> {
+        let Some(meta) = store.catalog_meta()? else {
+            return Ok(None);
+        };
+        let keys = store.catalog_keys()?;
+        let ids = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
+            .collect();
+        Ok(Some(InstalledCatalog { meta, keys, ids }))
+    }
+
+    pub fn modality_dims(&self) -> Vec<usize> {
+        self.meta
+            .modalities
+            .iter()
+            .map(|m| m.dim as usize)
+            .collect()
+    }
+}
+
+pub(crate) struct InstalledModel {
+    pub version: u64,
+    pub catalog_version: u64,
+    pub config: crate::model::ModelConfig,
+    pub train: TrainConfig,
+    pub global: GlobalModel,
+}
+
+impl InstalledModel {
+    pub fn from_message(message: ModelMessage, global: GlobalModel) -> Self {
+        InstalledModel {
+            version: message.version,
+            catalog_version: message.catalog_version,
+            config: message.config,
+            train: message.train,
+            global,
+        }
+    }
+
+    /// Whether this model's rows and inputs fit `catalog`.
+    pub fn check_fits(&self, catalog: &InstalledCatalog) -> Result<()> {
+        if self.catalog_version != catalog.meta.version {
+            return Err(Error::Incompatible(format!(
+                "model {} is for catalog version {}, installed catalog is version {}",
+                self.version, self.catalog_version, catalog.meta.version
+            )));
+        }
+        if self.global.n_items() != catalog.keys.len() {
+            return Err(Error::Incompatible(format!(
+                "model has {} item rows, catalog has {} items",
+                self.global.n_items(),
+                catalog.keys.len()
+            )));
+        }
+        let model_dims = match &self.global.fusion.0 {
+            crate::model::Fusion::IdOnly => None,
+            crate::model::Fusion::Mffm(m) => Some(m.modality_dims()),
+        };
+        if let Some(dims) = model_dims.filter(|d| *d != catalog.modality_dims()) {
+            return Err(Error::Incompatible(format!(
+                "model expects modality sizes {dims:?}, catalog has {:?}",
+                catalog.modality_dims()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The catalog and model as installed; either may be missing.
+#[derive(Default)]
+pub(crate) struct Installed {
+    pub catalog: Option<Arc<InstalledCatalog>>,
+    pub model: Option<Arc<InstalledModel>>,
+}
+
+impl Installed {
+    pub fn load(store: &Store) -> Result<Self> {
+        let catalog = InstalledCatalog::load(store)?;
+        let model = match store.model()? {
+            None => None,
+            Some(record) => {
+                let (message, global) = ModelMessage::decode(&record.payload)?;
+                Some(InstalledModel::from_message(message, global))
+            }
+        };
+        // A stored model that does not fit is an invariant broken by hand
+        // (apply keeps them consistent); refuse rather than mis-rank.
+        if let (Some(c), Some(m)) = (&catalog, &model) {
+            m.check_fits(c)?;
+        }
+        Ok(Installed {
+            catalog: catalog.map(Arc::new),
+            model: model.map(Arc::new),
+        })
+    }
+
+    /// Both parts, or why not.
+    pub fn ready(&self) -> Result<(&InstalledCatalog, &InstalledModel)> {
+        let catalog = self
+            .catalog
+            .as_ref()
+            .ok_or_else(|| Error::NotReady("no catalog installed (apply_catalog first)".into()))?;
+        let model = self
+            .model
+            .as_ref()
+            .ok_or_else(|| Error::NotReady("no model installed (apply_model first)".into()))?;
+        Ok((catalog, model))
+    }
+}
+
+/// Content features read from the store's catalog table.
+pub(crate) struct StoreFeatures<'a> {
+    pub store: &'a Store,
+    pub dims: Vec<usize>,
+}
+
+impl FeatureSource for StoreFeatures<'_> {
+    fn gather_features(&self, ids: &[usize]) -> Result<Vec<Array2<f32>>> {
+        let rows = self.store.feature_rows(ids)?;
+        decode_rows(&rows, &self.dims)
+    }
+}
+
+/// f16 feature rows (every modality concatenated) to one f32 matrix per modality.
+pub(crate) fn decode_rows(rows: &[Vec<u8>], dims: &[usize]) -> Result<Vec<Array2<f32>>> {
+    let width: usize = dims.iter().sum();
+    let mut all = vec![0f32; rows.len() * width];
+    let mut halves = vec![f16::ZERO; width];
+    for (row, out) in rows.iter().zip(all.chunks_exact_mut(width.max(1))) {
+        if row.len() != 2 * width {
+            return Err(Error::Store(format!(
+                "stored feature row has {} bytes, expected {}",
+                row.len(),
+                2 * width
+            )));
+        }
+        for (h, b) in halves.iter_mut().zip(row.chunks_exact(2)) {
+            *h = f16::from_le_bytes([b[0], b[1]]);
+        }
+        halves.convert_to_f32_slice(out);
+    }
+    let mut offset = 0;
+    Ok(dims
+        .iter()
+        .map(|&d| {
+            let m = Array2::from_shape_fn((rows.len(), d), |(r, c)| all[r * width + offset + c]);
+            offset += d;
+            m
+        })
+        .collect())
+}
