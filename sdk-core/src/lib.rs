@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod baselines;
 pub mod client;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod model;

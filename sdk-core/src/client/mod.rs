@@ -45,6 +45,43 @@ struct Caches {
     context: Option<((u64, u64), Arc<RankingContext>)>,
 }
 
+/// The SDK's entry point: one per user and database file.
+///
+/// ```
+/// use fedmr_core::{Client, ClientConfig, Interaction, InteractionKind};
+/// use fedmr_core::{RecommendOptions, TrainOptions};
+///
+/// # let dir = std::env::temp_dir().join(format!("fedmr-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let client = Client::open(ClientConfig::new(dir.join("fedmr.sqlite")))?;
+///
+/// // What the server publishes (here: the built-in sample).
+/// let server = fedmr_core::demo::sample_server_data(200, 1)?;
+/// client.apply_catalog(&server.catalog)?;
+/// client.apply_model(&server.model)?;
+///
+/// // The app records what the user does...
+/// for (t, key) in ["item-3", "item-17", "item-42"].into_iter().enumerate() {
+///     client.record(Interaction {
+///         item_key: key.into(),
+///         kind: InteractionKind::Like,
+///         timestamp_ms: 1_700_000_000_000 + t as i64,
+///     })?;
+/// }
+/// // ...trains on the device (say, while charging)...
+/// let report = client.train(&TrainOptions::default())?;
+/// assert_eq!(report.positives, 3);
+/// // ...and shows recommendations and what drives them.
+/// let top = client.recommend(10, &RecommendOptions::default())?;
+/// assert_eq!(top.len(), 10);
+/// let prefs = client.preferences()?;
+/// assert_eq!(prefs.experts.len(), 3);
+/// // The update waits in the outbox for the sync client.
+/// assert_eq!(client.pending_uploads()?.len(), 1);
+/// # drop(client);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), fedmr_core::Error>(())
+/// ```
 pub struct Client {
     store: Store,
     config: ClientConfig,

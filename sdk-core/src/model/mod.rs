@@ -214,9 +214,25 @@ fn validate_config(config: &ModelConfig, catalog: &Catalog) -> Result<()> {
     validate_structure(config, &catalog.modality_dims())
 }
 
+/// Bounds on a model's structure: a model arrives as bytes, and these keep a
+/// hostile or mistaken header from making us allocate gigabytes.
+pub const MAX_DIM: usize = 1024;
+pub const MAX_MODALITY_DIM: usize = 16_384;
+pub const MAX_MODALITIES: usize = 16;
+
 fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<()> {
     if modality_dims.contains(&0) {
         return Err(Error::InvalidConfig("a modality has 0 dimensions".into()));
+    }
+    if config.dim > MAX_DIM
+        || modality_dims.len() > MAX_MODALITIES
+        || modality_dims.iter().any(|&d| d > MAX_MODALITY_DIM)
+    {
+        return Err(Error::InvalidConfig(format!(
+            "model too large: d = {} (max {MAX_DIM}), modality sizes {modality_dims:?} \
+             (max {MAX_MODALITIES} of at most {MAX_MODALITY_DIM})",
+            config.dim
+        )));
     }
     if config.dim == 0 {
         return Err(Error::InvalidConfig("latent size must be positive".into()));

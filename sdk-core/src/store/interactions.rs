@@ -144,12 +144,17 @@ impl Store {
                     i.timestamp_ms
                 ])?;
             }
-            tx.execute(
-                "DELETE FROM interactions WHERE id NOT IN (
-                     SELECT id FROM interactions
-                     ORDER BY timestamp_ms DESC, id DESC LIMIT ?1)",
-                [cap],
-            )?;
+            // Delete only the excess, oldest first, through the timestamp
+            // index: cost proportional to what goes, not to the table.
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM interactions", [], |r| r.get(0))?;
+            if count > cap {
+                tx.execute(
+                    "DELETE FROM interactions WHERE id IN (
+                         SELECT id FROM interactions
+                         ORDER BY timestamp_ms, id LIMIT ?1)",
+                    [count - cap],
+                )?;
+            }
             Ok(batch.len())
         })
     }
