@@ -30,7 +30,12 @@ fn crash_child() {
         return;
     };
     let db = std::env::var(DB_ENV).expect("database path");
-    let client = Client::open(ClientConfig::new(db)).unwrap();
+    // A cap the run cannot reach, so every committed batch stays countable.
+    let client = Client::open(ClientConfig {
+        retention_cap: 100_000_000,
+        ..ClientConfig::new(db)
+    })
+    .unwrap();
     let mut n = 0u64;
     loop {
         match mode.as_str() {
