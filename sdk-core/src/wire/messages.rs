@@ -192,29 +192,31 @@ impl ModelMessage {
         envelope::seal(MessageKind::Model, &codec::encode(self)).0
     }
 
-    /// Checks the frame and digest and decodes the model; every shape and
-    /// value check of `to_model` runs here too.
+    /// Checks the frame and digest and decodes the model. The returned
+    /// message keeps its header fields; its two tables have moved into the
+    /// model (so a large model is never held twice).
     pub fn decode(bytes: &[u8]) -> Result<(Self, GlobalModel)> {
         let (body, _) = envelope::open(bytes, MessageKind::Model)?;
         let message: ModelMessage = codec::decode(body, "model")?;
-        let model = message.to_model()?;
-        Ok((message, model))
+        message.into_model()
     }
 
-    pub fn to_model(&self) -> Result<GlobalModel> {
+    /// Splits into the header (tables emptied) and the checked model.
+    pub fn into_model(mut self) -> Result<(Self, GlobalModel)> {
         self.train.validate()?;
         let n = self.n_items as usize;
-        let items = Array2::from_shape_vec((n, self.config.dim), self.item_table.clone()).map_err(
-            |_| {
-                Error::Shape(format!(
-                    "item table has {} values for {n} items x {}",
-                    self.item_table.len(),
-                    self.config.dim
-                ))
-            },
-        )?;
+        let table = std::mem::take(&mut self.item_table);
+        let values = table.len();
+        let items = Array2::from_shape_vec((n, self.config.dim), table).map_err(|_| {
+            Error::Shape(format!(
+                "item table has {values} values for {n} items x {}",
+                self.config.dim
+            ))
+        })?;
         let dims: Vec<usize> = self.modality_dims.iter().map(|&d| d as usize).collect();
-        GlobalModel::from_parts(&self.config, &dims, items, &self.fusion)
+        let model = GlobalModel::from_parts(&self.config, &dims, items, &self.fusion)?;
+        self.fusion = Vec::new();
+        Ok((self, model))
     }
 }
 
@@ -342,18 +344,22 @@ mod tests {
         };
         let model = GlobalModel::new(&config, &cat, 3).unwrap();
         let message = ModelMessage::from_model(2, 5, &config, &TrainConfig::default(), &model);
-        let (back, decoded) = ModelMessage::decode(&message.encode()).unwrap();
-        assert_eq!(back, message);
+        let (header, decoded) = ModelMessage::decode(&message.encode()).unwrap();
         assert_eq!(decoded, model);
+        assert_eq!(
+            (header.version, header.catalog_version, &header.config, &header.train),
+            (2, 5, &config, &TrainConfig::default())
+        );
+        assert!(header.item_table.is_empty() && header.fusion.is_empty());
 
         let mut wrong = message.clone();
         wrong.fusion.pop();
-        assert!(matches!(wrong.to_model(), Err(Error::Shape(_))));
+        assert!(matches!(wrong.into_model(), Err(Error::Shape(_))));
         let mut nan = message.clone();
         nan.item_table[0] = f32::NAN;
-        assert!(nan.to_model().is_err());
+        assert!(nan.into_model().is_err());
         let mut rows = message;
         rows.n_items = 4;
-        assert!(rows.to_model().is_err());
+        assert!(rows.into_model().is_err());
     }
 }
