@@ -50,6 +50,21 @@ impl InteractionKind {
         }
     }
 
+    /// A fixed kind by name, for callers that hold kinds as strings (an app's
+    /// event log, a binding). `weighted` needs a weight: use `Weighted(w)`.
+    pub fn from_name(name: &str) -> Result<InteractionKind> {
+        match name {
+            "weighted" => Err(Error::InvalidArgument(
+                "kind \"weighted\" needs a weight: use InteractionKind::Weighted".into(),
+            )),
+            _ => Self::parse(name, 0.0).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown interaction kind {name:?} (view, click, like, purchase, dislike)"
+                ))
+            }),
+        }
+    }
+
     /// Inverse of `as_str`; `weight` is only used by `Weighted`, whose value
     /// lives in the row's weight column.
     pub fn parse(name: &str, weight: f32) -> Option<InteractionKind> {
@@ -232,6 +247,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(
+            InteractionKind::from_name("like").unwrap(),
+            InteractionKind::Like
+        );
+        for bad in ["poke", "", "LIKE", "weighted"] {
+            let err = InteractionKind::from_name(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err}");
+        }
+    }
     use crate::store::test_util::TempDir;
 
     fn new(key: &str, kind: InteractionKind, ts: i64) -> NewInteraction {

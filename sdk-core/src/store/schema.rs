@@ -176,6 +176,34 @@ mod tests {
         }
     }
 
+    /// A version-1 file with data: the user's interactions and outbox survive
+    /// the move to version 2; the format-less catalog and model blobs go.
+    #[test]
+    fn version_1_data_survives_migration() {
+        let dir = TempDir::new("schema-v1-data");
+        {
+            let conn = Connection::open(dir.db()).unwrap();
+            v0_to_v1(&conn).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO interactions (item_key, kind, weight, timestamp_ms)
+                     VALUES ('a', 'like', 4.0, 10);
+                 INSERT INTO catalog_meta (id, version, sha256, payload)
+                     VALUES (1, 3, zeroblob(32), x'00');
+                 INSERT INTO model_meta (id, version, payload) VALUES (1, 3, x'00');
+                 INSERT INTO outbox (idempotency_key, round, base_version, payload, created_ms)
+                     VALUES ('k', 1, 1, x'01', 5);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir.db()).unwrap();
+        assert_eq!(store.interaction_count().unwrap(), 1);
+        assert_eq!(store.pending_updates().unwrap().len(), 1);
+        assert_eq!(store.catalog_meta().unwrap(), None);
+        assert_eq!(store.model().unwrap(), None);
+        assert!(store.catalog_keys().unwrap().is_empty());
+    }
+
     #[test]
     fn zero_byte_file_is_version_zero_and_migrates() {
         let dir = TempDir::new("schema-empty");

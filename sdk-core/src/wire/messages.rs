@@ -347,7 +347,12 @@ mod tests {
         let (header, decoded) = ModelMessage::decode(&message.encode()).unwrap();
         assert_eq!(decoded, model);
         assert_eq!(
-            (header.version, header.catalog_version, &header.config, &header.train),
+            (
+                header.version,
+                header.catalog_version,
+                &header.config,
+                &header.train
+            ),
             (2, 5, &config, &TrainConfig::default())
         );
         assert!(header.item_table.is_empty() && header.fusion.is_empty());
