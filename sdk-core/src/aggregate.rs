@@ -22,7 +22,7 @@ pub enum ServerStep {
 }
 
 /// Server-side optimiser state that persists across rounds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ServerOptimizer {
     Plain { lr: f32 },
     Adam(Adam),

@@ -44,6 +44,15 @@ pub enum Error {
     UnknownItem(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The server could not be reached (after retries), or answered 5xx.
+    #[error("network: {0}")]
+    Network(String),
+    /// The server refused the client's token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The server refused a request for a reason retrying cannot fix.
+    #[error("server refused ({status}): {message}")]
+    Refused { status: u16, message: String },
     /// The caller's cancel flag was raised; nothing was written.
     #[error("cancelled")]
     Cancelled,

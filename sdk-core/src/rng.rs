@@ -34,13 +34,19 @@ impl Rng {
     /// this seed and the given labels, so that streams do not depend on the
     /// order in which tasks run.
     pub fn derive(seed: u64, labels: &[u64]) -> Self {
+        Rng::new(Self::derive_seed(seed, labels))
+    }
+
+    /// The seed `derive` starts its stream from: `Rng::new(derive_seed(s, l))`
+    /// is `derive(s, l)`. Lets a stream be handed over as one number.
+    pub fn derive_seed(seed: u64, labels: &[u64]) -> u64 {
         let mut sm = seed;
         let mut mixed = splitmix64(&mut sm);
         for &l in labels {
             let mut t = mixed ^ l.wrapping_mul(0xD6E8_FEB8_6659_FD93);
             mixed = splitmix64(&mut t);
         }
-        Rng::new(mixed)
+        mixed
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -46,6 +46,8 @@ impl InstalledCatalog {
 
 pub(crate) struct InstalledModel {
     pub version: u64,
+    /// sha256 of the message body: what `sync` sends as If-None-Match.
+    pub digest: [u8; 32],
     pub catalog_version: u64,
     pub config: crate::model::ModelConfig,
     pub train: TrainConfig,
@@ -53,9 +55,10 @@ pub(crate) struct InstalledModel {
 }
 
 impl InstalledModel {
-    pub fn from_message(message: ModelMessage, global: GlobalModel) -> Self {
+    pub fn from_message(message: ModelMessage, global: GlobalModel, digest: [u8; 32]) -> Self {
         InstalledModel {
             version: message.version,
+            digest,
             catalog_version: message.catalog_version,
             config: message.config,
             train: message.train,
@@ -106,7 +109,8 @@ impl Installed {
             None => None,
             Some(record) => {
                 let (message, global) = ModelMessage::decode(&record.payload)?;
-                Some(InstalledModel::from_message(message, global))
+                let digest = crate::wire::declared_digest(&record.payload).unwrap_or_default();
+                Some(InstalledModel::from_message(message, global, digest))
             }
         };
         // A stored model that does not fit is an invariant broken by hand

@@ -9,6 +9,7 @@ mod export;
 mod installed;
 mod private;
 mod ranking;
+mod sync;
 mod training;
 mod types;
 
@@ -26,6 +27,7 @@ use crate::{Error, Result};
 use installed::{Installed, InstalledCatalog, InstalledModel};
 use private::{PrivateRecord, load_state};
 use ranking::{ExpertScores, History};
+pub use sync::{Remote, SyncReport, UploadReport};
 pub use types::{
     CancelFlag, ClientConfig, ExpertWeight, ModalityShare, PendingUpload, Preferences,
     ProgressListener, RecommendOptions, Recommendation, Stats, TrainOptions, TrainReport,
@@ -175,7 +177,8 @@ impl Client {
     /// model; returns false when this exact model is already installed.
     pub fn apply_model(&self, bytes: &[u8]) -> Result<bool> {
         let (message, global) = ModelMessage::decode(bytes)?;
-        let model = InstalledModel::from_message(message, global);
+        let digest = crate::wire::declared_digest(bytes).unwrap_or_default();
+        let model = InstalledModel::from_message(message, global, digest);
         let _serial = lock(&self.apply_lock);
         let current = self.installed();
         let catalog = current
@@ -233,6 +236,25 @@ impl Client {
                 score: combined[id as usize],
             })
             .collect())
+    }
+
+    /// The user's score of every catalog item, by catalog position (the
+    /// server's item id): what `recommend` ranks, for evaluation and research.
+    pub fn scores(&self) -> Result<Vec<f32>> {
+        let generation = self.state_generation.load(Ordering::SeqCst);
+        let history_generation = self.history_generation.load(Ordering::SeqCst);
+        let installed = self.installed();
+        let (catalog, model) = installed.ready()?;
+        let mut caches = lock(&self.caches);
+        let scores = self.expert_scores(&mut caches, generation, catalog, model)?;
+        let context = self.ranking_context(
+            &mut caches,
+            (generation, history_generation),
+            catalog,
+            model,
+        )?;
+        drop(caches);
+        Ok(scores.combine(&context.weights))
     }
 
     /// The user's router weights, per expert and (where computable) per modality.

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::installed::InstalledModel;
 use crate::model::PrivateState;
 use crate::model::params::Tensors;
-use crate::rng::Rng;
 use crate::update::SparseRows;
 use crate::wire::codec;
 use crate::{Error, Result};
@@ -70,11 +69,7 @@ pub(crate) fn load_state(
     model: &InstalledModel,
     seed: u64,
 ) -> Result<PrivateState> {
-    let mut state = PrivateState::new(
-        &model.config,
-        &model.global,
-        Rng::derive(seed, &[0x9e1f]).next_u64(),
-    );
+    let mut state = PrivateState::new(&model.config, &model.global, seed);
     let Some(record) = record else {
         return Ok(state);
     };

@@ -30,7 +30,7 @@ pub(crate) struct ExpertScores {
 /// The user's history as the model sees it.
 pub(crate) struct History {
     /// Catalog ids of items with a positive net weight (training positives,
-    /// the router's context), sorted.
+    /// the router's context), in the order the user first met them.
     pub positives: Vec<u32>,
     /// Catalog ids of every interacted item, sorted.
     pub seen: Vec<u32>,
@@ -54,7 +54,6 @@ impl History {
                 None => unknown += 1,
             }
         }
-        positives.sort_unstable();
         seen.sort_unstable();
         Ok(History {
             positives,
@@ -417,7 +416,7 @@ mod tests {
                     backbone == Backbone::PFedRec
                 );
                 let msg = ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global);
-                let model = InstalledModel::from_message(msg, global.clone());
+                let model = InstalledModel::from_message(msg, global.clone(), [0; 32]);
 
                 let want = score_all(
                     &global,

@@ -40,8 +40,13 @@ impl Client {
         let mut state = load_state(record.as_ref(), model, self.init_seed())?;
         let rounds_before = record.as_ref().map_or(0, |r| r.rounds_trained);
 
-        let seed = self.config.seed.unwrap_or_else(random_u64);
-        let mut rng = Rng::derive(seed, &[0x7a11, model.version, rounds_before]);
+        let mut rng = match options.rng_seed {
+            Some(seed) => Rng::new(seed),
+            None => {
+                let seed = self.config.seed.unwrap_or_else(random_u64);
+                Rng::derive(seed, &[0x7a11, model.version, rounds_before])
+            }
+        };
         let features = StoreFeatures {
             store: &self.store,
             dims: catalog.modality_dims(),

@@ -16,9 +16,9 @@ pub struct ClientConfig {
     pub db_path: PathBuf,
     /// Most interactions kept; the oldest go first.
     pub retention_cap: usize,
-    /// Seed for negative sampling and the first private state. `None` draws
-    /// a fresh seed per training round (what an app wants); a fixed seed
-    /// makes rounds reproducible (what a simulation wants).
+    /// Seed of the first private state and of negative sampling. `None`
+    /// draws a fresh sampling seed per round (what an app wants); a fixed
+    /// seed makes rounds reproducible (what a simulation wants).
     pub seed: Option<u64>,
 }
 
@@ -72,6 +72,10 @@ pub struct TrainOptions {
     /// Overrides the training configuration that came with the model
     /// (simulations and experiments; an app should leave it `None`).
     pub config: Option<TrainConfig>,
+    /// The random stream of this round (`Rng::new(seed)`), for simulations
+    /// that must reproduce another run exactly; `None` derives one from
+    /// `ClientConfig::seed`, the model version and the round count.
+    pub rng_seed: Option<u64>,
 }
 
 /// What one `train` did.

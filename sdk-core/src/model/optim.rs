@@ -7,7 +7,7 @@ pub fn sgd_step<T: Tensors + ?Sized>(params: &mut T, grad: &[f32], lr: f32) {
     params.add_flat(grad, -lr);
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
     pub lr: f32,
     pub beta1: f32,

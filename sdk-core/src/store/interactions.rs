@@ -217,11 +217,12 @@ impl Store {
     }
 
     /// The net weight of every item the user interacted with, summed over
-    /// the stored interactions, by item key.
+    /// the stored interactions, in the order the items were first met.
     pub fn item_weights(&self) -> Result<Vec<(String, f64)>> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT item_key, SUM(weight) FROM interactions GROUP BY item_key",
+                "SELECT item_key, SUM(weight) FROM interactions GROUP BY item_key
+                 ORDER BY MIN(timestamp_ms), MIN(id)",
             )?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -28,6 +28,7 @@ pub enum MessageKind {
     Catalog = 1,
     Model = 2,
     Update = 3,
+    Round = 4,
 }
 
 impl MessageKind {
@@ -36,6 +37,7 @@ impl MessageKind {
             1 => MessageKind::Catalog,
             2 => MessageKind::Model,
             3 => MessageKind::Update,
+            4 => MessageKind::Round,
             _ => return None,
         })
     }
@@ -100,6 +102,12 @@ pub fn open(bytes: &[u8], kind: MessageKind) -> Result<(&[u8], [u8; 32])> {
         return bad("body does not match its sha256 (corrupted)".into());
     }
     Ok((body, digest))
+}
+
+/// The body digest a framed message declares (not verified: call `open`
+/// first). This is the message's identity: ETags and installed versions use it.
+pub fn declared_digest(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes.get(16..48)?.try_into().ok()
 }
 
 #[cfg(test)]

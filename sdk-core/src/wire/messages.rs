@@ -282,6 +282,34 @@ impl UpdateMessage {
     }
 }
 
+/// The open round, as `GET /v1/round` announces it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundMessage {
+    pub round: u64,
+    /// The model version updates of this round must be computed against.
+    pub base_version: u64,
+    pub catalog_version: u64,
+    /// The training configuration clients must use.
+    pub train: TrainConfig,
+    /// Updates that close the round as soon as they are in.
+    pub min_updates: u32,
+    pub accepted: u32,
+    /// When the round closes if it has at least its floor of updates
+    /// (milliseconds since the Unix epoch).
+    pub deadline_ms: u64,
+}
+
+impl RoundMessage {
+    pub fn encode(&self) -> Vec<u8> {
+        envelope::seal(MessageKind::Round, &codec::encode(self)).0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (body, _) = envelope::open(bytes, MessageKind::Round)?;
+        codec::decode(body, "round")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

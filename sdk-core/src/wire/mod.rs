@@ -9,5 +9,7 @@ pub mod codec;
 mod envelope;
 mod messages;
 
-pub use envelope::{HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, open, seal};
-pub use messages::{CatalogItem, CatalogMessage, ModalitySpec, ModelMessage, UpdateMessage};
+pub use envelope::{HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, open, seal};
+pub use messages::{
+    CatalogItem, CatalogMessage, ModalitySpec, ModelMessage, RoundMessage, UpdateMessage,
+};

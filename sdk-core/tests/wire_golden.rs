@@ -1,0 +1,102 @@
+//! The wire bytes of every message, pinned. A change to a message's layout
+//! (a field added, reordered or retyped, a codec setting, the envelope)
+//! changes these bytes and fails this test: bump `PROTOCOL_VERSION` and
+//! regenerate on purpose with `FEDMR_BLESS=1 cargo test --test wire_golden`.
+
+use std::path::PathBuf;
+
+use fedmr_core::model::{Backbone, Catalog, FusionMode, GlobalModel, ModelConfig};
+use fedmr_core::train::TrainConfig;
+use fedmr_core::update::{ModelUpdate, SparseRows};
+use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage};
+use ndarray::Array2;
+
+fn golden(name: &str, bytes: &[u8]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("FEDMR_BLESS").is_some() {
+        std::fs::write(&path, bytes).unwrap();
+        return;
+    }
+    let want = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FEDMR_BLESS=1 creates it)", path.display()));
+    assert!(
+        want == bytes,
+        "{name}: wire bytes changed ({} -> {} bytes); if intended, bump PROTOCOL_VERSION and re-bless",
+        want.len(),
+        bytes.len()
+    );
+}
+
+fn train() -> TrainConfig {
+    TrainConfig {
+        lr: 0.5,
+        item_lr: Some(3.0),
+        epochs: 2,
+        negatives: 1,
+    }
+}
+
+#[test]
+fn catalog_bytes() {
+    let image = Array2::from_shape_fn((2, 3), |(i, j)| i as f32 - j as f32 * 0.5);
+    let text = Array2::from_shape_fn((2, 1), |(i, _)| 0.25 + i as f32);
+    let message = CatalogMessage::from_features(
+        7,
+        vec!["apple".into(), "pear".into()],
+        &[("image", &image), ("text", &text)],
+    )
+    .unwrap();
+    golden("catalog.bin", &message.encode().0);
+}
+
+#[test]
+fn model_bytes() {
+    let features = vec![Array2::from_elem((2, 3), 1.0f32)];
+    let shape = Catalog {
+        n_items: 2,
+        features,
+    };
+    let config = ModelConfig {
+        backbone: Backbone::Fcf,
+        fusion: FusionMode::full(),
+        dim: 2,
+        init_std: 0.1,
+    };
+    let model = GlobalModel::new(&config, &shape, 3).unwrap();
+    golden(
+        "model.bin",
+        &ModelMessage::from_model(4, 7, &config, &train(), &model).encode(),
+    );
+}
+
+#[test]
+fn update_bytes() {
+    let update = ModelUpdate {
+        samples: 12,
+        item_rows: SparseRows {
+            ids: vec![1, 5],
+            values: Array2::from_shape_vec((2, 2), vec![0.5, -0.25, 1.0, 2.0]).unwrap(),
+        },
+        dense: vec![0.125, -8.0, 3.5],
+    };
+    golden(
+        "update.bin",
+        &UpdateMessage::new(4, 4, "0123456789abcdef".into(), &update).encode(),
+    );
+}
+
+#[test]
+fn round_bytes() {
+    let round = RoundMessage {
+        round: 4,
+        base_version: 4,
+        catalog_version: 7,
+        train: train(),
+        min_updates: 10,
+        accepted: 3,
+        deadline_ms: 1_800_000_000_000,
+    };
+    golden("round.bin", &round.encode());
+}

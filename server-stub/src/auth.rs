@@ -1,0 +1,84 @@
+//! Bearer tokens. A client's token maps to its client id; tokens are kept
+//! only as sha256 digests, so the database never holds a usable token.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use sha2::{Digest, Sha256};
+
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh random token: 256 bits from the OS-seeded hasher keys.
+pub fn new_token() -> String {
+    use std::hash::BuildHasher;
+    let mut out = String::with_capacity(64);
+    for i in 0..4u64 {
+        let word = std::collections::hash_map::RandomState::new()
+            .hash_one((i, std::time::SystemTime::now()));
+        out.push_str(&format!("{word:016x}"));
+    }
+    out
+}
+
+/// The token table in memory (loaded at start, extended on issue).
+#[derive(Default)]
+pub struct Tokens {
+    by_digest: RwLock<HashMap<[u8; 32], String>>,
+}
+
+impl Tokens {
+    pub fn insert(&self, digest: [u8; 32], client_id: String) {
+        let mut map = self.by_digest.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, c| *c != client_id);
+        map.insert(digest, client_id);
+    }
+
+    /// The client a `Authorization: Bearer <token>` header belongs to.
+    pub fn client_for(&self, header: Option<&str>) -> Option<String> {
+        let token = header?.strip_prefix("Bearer ")?.trim();
+        if token.is_empty() {
+            return None;
+        }
+        let map = self.by_digest.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&digest(token)).cloned()
+    }
+}
+
+/// Whether a header carries the admin token; compares digests, so the time
+/// taken does not depend on how much of the token matched.
+pub fn is_admin(header: Option<&str>, admin_token: &str) -> bool {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| digest(t.trim()) == digest(admin_token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_map_to_clients_and_reissue_replaces() {
+        let tokens = Tokens::default();
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        tokens.insert(digest(&a), "phone-1".into());
+        assert_eq!(
+            tokens.client_for(Some(&format!("Bearer {a}"))).as_deref(),
+            Some("phone-1")
+        );
+        assert_eq!(tokens.client_for(Some(&format!("Bearer {b}"))), None);
+        assert_eq!(tokens.client_for(Some(&a)), None, "scheme required");
+        assert_eq!(tokens.client_for(None), None);
+        tokens.insert(digest(&b), "phone-1".into());
+        assert_eq!(
+            tokens.client_for(Some(&format!("Bearer {a}"))),
+            None,
+            "old token revoked"
+        );
+        assert!(is_admin(Some("Bearer secret"), "secret"));
+        assert!(!is_admin(Some("Bearer secre"), "secret"));
+    }
+}

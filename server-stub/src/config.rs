@@ -1,0 +1,57 @@
+//! What a server run is configured with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fedmr_core::aggregate::ServerStep;
+use serde::{Deserialize, Serialize};
+
+/// What to do with an update whose L2 norm is above the bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormPolicy {
+    /// Scale it down to the bound and accept it.
+    Clip,
+    /// Refuse it (422).
+    Reject,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Holds `server.sqlite`.
+    pub data_dir: PathBuf,
+    /// A round closes as soon as it has this many updates.
+    pub min_updates: u32,
+    /// At its deadline a round closes if it has at least this many updates;
+    /// otherwise the deadline is extended by `round_duration`.
+    pub min_floor: u32,
+    pub round_duration: Duration,
+    /// Largest accepted request body (413 above).
+    pub max_body_bytes: usize,
+    /// Bound on an update's L2 norm (dense change and item rows together).
+    pub norm_bound: Option<f32>,
+    pub norm_policy: NormPolicy,
+    pub server_step: ServerStep,
+    /// Bearer token of admin calls (issuing client tokens).
+    pub admin_token: String,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, admin_token: impl Into<String>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            min_updates: 100,
+            min_floor: 1,
+            round_duration: Duration::from_secs(3600),
+            max_body_bytes: 8 << 20,
+            norm_bound: None,
+            norm_policy: NormPolicy::Reject,
+            server_step: ServerStep::Plain { lr: 1.0 },
+            admin_token: admin_token.into(),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("server.sqlite")
+    }
+}

@@ -1,0 +1,217 @@
+//! The server's SQLite file: the published catalog and model, the updates
+//! of the open round (durable before they are acknowledged), the
+//! optimiser state, and client tokens (hashed).
+//!
+//! Migrations by `PRAGMA user_version`, as on the device.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::ServerError;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+type Step = fn(&Connection) -> rusqlite::Result<()>;
+const MIGRATIONS: &[Step] = &[v0_to_v1];
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
+
+fn v0_to_v1(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE catalog (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL,
+             bytes BLOB NOT NULL
+         );
+         CREATE TABLE models (
+             version INTEGER PRIMARY KEY,
+             bytes BLOB NOT NULL,
+             optimizer BLOB NOT NULL,
+             created_ms INTEGER NOT NULL
+         );
+         CREATE TABLE updates (
+             id INTEGER PRIMARY KEY,
+             round INTEGER NOT NULL,
+             client TEXT NOT NULL,
+             idempotency_key TEXT NOT NULL,
+             payload BLOB NOT NULL,
+             received_ms INTEGER NOT NULL,
+             UNIQUE (round, client)
+         );
+         CREATE TABLE clients (
+             client_id TEXT PRIMARY KEY,
+             token_sha256 BLOB NOT NULL UNIQUE,
+             created_ms INTEGER NOT NULL
+         );",
+    )
+}
+
+/// An update as stored for replay after a restart.
+pub struct StoredUpdate {
+    pub client: String,
+    pub idempotency_key: String,
+    pub payload: Vec<u8>,
+}
+
+/// The latest published model, as stored.
+pub struct StoredModel {
+    pub version: u64,
+    pub bytes: Vec<u8>,
+    pub optimizer: Vec<u8>,
+}
+
+pub struct ServerDb {
+    conn: Connection,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl ServerDb {
+    pub fn open(path: &Path) -> Result<ServerDb, ServerError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        // NORMAL under WAL: a commit survives the process being killed
+        // (SIGKILL), which is the durability a 202 promises; only an OS
+        // crash or power loss can lose the last commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(ServerError::Internal(format!(
+                "server database schema {found} is newer than this build ({SCHEMA_VERSION})"
+            )));
+        }
+        for step in &MIGRATIONS[found as usize..] {
+            step(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(ServerDb { conn })
+    }
+
+    pub fn catalog(&self) -> Result<Option<(u64, Vec<u8>)>, ServerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT version, bytes FROM catalog WHERE id = 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    pub fn latest_model(&self) -> Result<Option<StoredModel>, ServerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT version, bytes, optimizer FROM models ORDER BY version DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(StoredModel {
+                        version: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get(1)?,
+                        optimizer: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// First start: the catalog and the initial model, together.
+    pub fn initialize(
+        &mut self,
+        catalog_version: u64,
+        catalog: &[u8],
+        model: &StoredModel,
+    ) -> Result<(), ServerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO catalog (id, version, bytes) VALUES (1, ?1, ?2)",
+            params![catalog_version as i64, catalog],
+        )?;
+        tx.execute(
+            "INSERT INTO models (version, bytes, optimizer, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![model.version as i64, model.bytes, model.optimizer, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores an accepted update; after this returns, a kill cannot lose it.
+    pub fn insert_update(
+        &self,
+        round: u64,
+        client: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), ServerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO updates (round, client, idempotency_key, payload, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![round as i64, client, key, payload, now_ms()])?;
+        Ok(())
+    }
+
+    /// The open round's updates in arrival order (replayed at start).
+    pub fn updates_of(&self, round: u64) -> Result<Vec<StoredUpdate>, ServerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT client, idempotency_key, payload FROM updates WHERE round = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([round as i64], |r| {
+                Ok(StoredUpdate {
+                    client: r.get(0)?,
+                    idempotency_key: r.get(1)?,
+                    payload: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Closes `round` atomically: the new model and optimiser state are
+    /// stored, the round's updates deleted, older models pruned (the last
+    /// two versions stay).
+    pub fn close_round(&mut self, round: u64, next: &StoredModel) -> Result<(), ServerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO models (version, bytes, optimizer, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![next.version as i64, next.bytes, next.optimizer, now_ms()],
+        )?;
+        tx.execute("DELETE FROM updates WHERE round = ?1", [round as i64])?;
+        tx.execute(
+            "DELETE FROM models WHERE version < ?1",
+            [next.version as i64 - 1],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn put_client(&self, client_id: &str, token_sha256: &[u8; 32]) -> Result<(), ServerError> {
+        self.conn.execute(
+            "INSERT INTO clients (client_id, token_sha256, created_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (client_id) DO UPDATE SET token_sha256 = excluded.token_sha256",
+            params![client_id, token_sha256, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn clients(&self) -> Result<Vec<(String, [u8; 32])>, ServerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT client_id, token_sha256 FROM clients")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,183 @@
+//! The HTTP API (axum). Handlers translate between HTTP and `ServerCore`;
+//! the decisions are in `rounds.rs`.
+//!
+//! | route | auth | |
+//! |---|---|---|
+//! | `GET /healthz` | none | liveness |
+//! | `GET /metrics` | none | Prometheus text |
+//! | `GET /v1/catalog`, `GET /v1/model` | client | framed messages; ETag / If-None-Match -> 304 |
+//! | `GET /v1/round` | client | framed `RoundMessage` |
+//! | `POST /v1/updates` | client | framed `UpdateMessage`: 202 new, 200 duplicate, 400 / 401 / 409 / 413 / 422 |
+//! | `POST /v1/admin/clients` | admin | body = client id; returns a new token |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::is_admin;
+use crate::error::ServerError;
+use crate::rounds::{Accepted, Published, ServerCore};
+
+type Core = State<Arc<ServerCore>>;
+
+pub fn router(core: Arc<ServerCore>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/catalog", get(catalog))
+        .route("/v1/model", get(model))
+        .route("/v1/round", get(round))
+        .route("/v1/updates", post(updates))
+        .route("/v1/admin/clients", post(issue_client))
+        // Bodies are read with our own limit, so a 413 is counted by reason.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(core)
+}
+
+fn error_response(e: &ServerError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({ "error": e.reason(), "message": e.to_string() });
+    (status, axum::Json(body)).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+fn client_of(core: &ServerCore, headers: &HeaderMap) -> Result<String, ServerError> {
+    core.tokens
+        .client_for(bearer(headers))
+        .ok_or(ServerError::Unauthorized)
+}
+
+async fn metrics(State(core): Core) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        core.metrics.render(),
+    )
+}
+
+/// 304 when the client already has this version, the bytes otherwise.
+fn conditional(headers: &HeaderMap, published: &Published) -> Response {
+    let etag = format!("\"{}\"", published.etag);
+    let etag_header = HeaderValue::from_str(&etag).expect("hex is a valid header value");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::ETAG, etag_header),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+        ],
+        published.bytes.clone(),
+    )
+        .into_response()
+}
+
+async fn catalog(State(core): Core, headers: HeaderMap) -> Response {
+    match client_of(&core, &headers) {
+        Ok(_) => conditional(&headers, &core.snapshot().catalog),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn model(State(core): Core, headers: HeaderMap) -> Response {
+    match client_of(&core, &headers) {
+        Ok(_) => conditional(&headers, &core.snapshot().model),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn round(State(core): Core, headers: HeaderMap) -> Response {
+    match client_of(&core, &headers) {
+        Ok(_) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            core.round_message().encode(),
+        )
+            .into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Reads a body up to `limit` bytes; a declared or actual larger body is a 413.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ServerError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ServerError::TooLarge(limit + 1));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ServerError::TooLarge(limit + 1))
+}
+
+async fn updates(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let client = client_of(&core, &headers)?;
+        let bytes = read_body(&headers, body, core.config.max_body_bytes).await?;
+        let len = bytes.len();
+        let worker = core.clone();
+        // SQLite and aggregation are blocking work.
+        let outcome = tokio::task::spawn_blocking(move || worker.submit(&client, &bytes))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        Ok::<_, ServerError>((outcome, len))
+    }
+    .await;
+    match result {
+        Ok((Ok(Accepted::New { round_closed }), len)) => {
+            core.metrics.accepted(len, false);
+            let body = serde_json::json!({ "status": "accepted", "round_closed": round_closed });
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+        Ok((Ok(Accepted::Duplicate), len)) => {
+            core.metrics.accepted(len, true);
+            let body = serde_json::json!({ "status": "duplicate" });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Ok((Err(e), len)) => {
+            core.metrics.rejected(e.reason(), len);
+            error_response(&e)
+        }
+        Err(e) => {
+            core.metrics.rejected(e.reason(), 0);
+            error_response(&e)
+        }
+    }
+}
+
+async fn issue_client(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    if !is_admin(bearer(&headers), &core.config.admin_token) {
+        return error_response(&ServerError::Unauthorized);
+    }
+    let result = async {
+        let bytes = read_body(&headers, body, 1024).await?;
+        let id = std::str::from_utf8(&bytes)
+            .map_err(|_| ServerError::BadRequest("client id must be UTF-8".into()))?
+            .to_string();
+        let worker = core.clone();
+        tokio::task::spawn_blocking(move || worker.issue_token(&id))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+    }
+    .await;
+    match result {
+        Ok(token) => (StatusCode::CREATED, token).into_response(),
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,138 @@
+//! fedmr-server: the aggregation server. It publishes the catalog and the
+//! global model, collects client updates over HTTP, and aggregates each
+//! round with the core's streaming aggregator. The model, wire and
+//! aggregation code are `fedmr-core`'s; nothing here duplicates them.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod rounds;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fedmr_core::data::Dataset;
+use fedmr_core::model::{Catalog, GlobalModel, ModelConfig};
+use fedmr_core::train::TrainConfig;
+use fedmr_core::wire::CatalogMessage;
+
+pub use config::{NormPolicy, ServerConfig};
+pub use error::ServerError;
+pub use rounds::{Genesis, ServerCore};
+
+/// Serves `core` on `listener` until `shutdown` resolves; also runs the
+/// round-deadline checker.
+pub async fn serve(
+    core: Arc<ServerCore>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ticker = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(rounds::TICK).await;
+                let core = core.clone();
+                let _ = tokio::task::spawn_blocking(move || core.tick()).await;
+            }
+        })
+    };
+    let result = axum::serve(listener, http::router(core))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    ticker.abort();
+    result
+}
+
+/// A server on its own runtime thread, for the simulator and tests; stops
+/// when dropped.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub core: Arc<ServerCore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Binds `addr` (use port 0 for any free port) and serves `core`.
+    pub fn start(core: ServerCore, addr: SocketAddr) -> std::io::Result<RunningServer> {
+        let core = Arc::new(core);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = core.clone();
+        let thread = std::thread::Builder::new()
+            .name("fedmr-server".into())
+            .spawn(move || {
+                runtime.block_on(serve(served, listener, async {
+                    let _ = stopped.await;
+                }))
+            })?;
+        Ok(RunningServer {
+            addr,
+            core,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The initial server data for a dataset: its content features as the
+/// catalog (item keys `item-<id>`), and a fresh global model.
+pub fn genesis_from_dataset(
+    dataset: &Dataset,
+    config: &ModelConfig,
+    train: &TrainConfig,
+    seed: u64,
+) -> Result<Genesis, ServerError> {
+    let keys = (0..dataset.n_items).map(item_key).collect();
+    let modalities: Vec<(&str, _)> = dataset
+        .modalities
+        .iter()
+        .map(|m| (m.name.as_str(), &m.features))
+        .collect();
+    let catalog = CatalogMessage::from_features(1, keys, &modalities)?;
+    let shape = Catalog {
+        n_items: dataset.n_items,
+        features: dataset
+            .modalities
+            .iter()
+            .map(|m| m.features.clone())
+            .collect(),
+    };
+    let global = GlobalModel::new(config, &shape, seed)?;
+    Ok(Genesis {
+        catalog,
+        config: config.clone(),
+        train: train.clone(),
+        global,
+    })
+}
+
+/// The catalog key of a dataset's item id.
+pub fn item_key(id: usize) -> String {
+    format!("item-{id}")
+}

@@ -1,0 +1,377 @@
+//! The server's state machine, without HTTP: what is published, the open
+//! round, accepting an update, closing a round. Aggregation is the core's
+//! streaming `Aggregator` (running weighted sums: memory O(model) whatever
+//! the number of clients); every accepted update is in SQLite before it is
+//! acknowledged, and a restart replays the open round's updates in arrival
+//! order, so nothing acknowledged is lost and nothing is counted twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
+use fedmr_core::model::{GlobalModel, ModelConfig};
+use fedmr_core::train::TrainConfig;
+use fedmr_core::update::ModelUpdate;
+use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage, codec};
+
+use crate::auth::{Tokens, digest, new_token};
+use crate::config::{NormPolicy, ServerConfig};
+use crate::db::{ServerDb, StoredModel};
+use crate::error::ServerError;
+use crate::metrics::Metrics;
+
+/// A published message with its ETag (the hex sha256 of its body).
+pub struct Published {
+    /// Cheap to clone into a response body.
+    pub bytes: axum::body::Bytes,
+    pub etag: String,
+}
+
+impl Published {
+    /// `bytes` is a framed message; its ETag is the body digest it carries
+    /// (verified when it was built or decoded), which is also what a
+    /// client keeps as the installed version's identity.
+    fn new(bytes: Vec<u8>) -> Self {
+        let digest = fedmr_core::wire::declared_digest(&bytes).unwrap_or_default();
+        let etag = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Published {
+            bytes: bytes.into(),
+            etag,
+        }
+    }
+}
+
+/// What clients download; replaced as a whole when a round closes.
+pub struct Snapshot {
+    pub catalog: Arc<Published>,
+    pub catalog_version: u64,
+    pub model: Published,
+    pub version: u64,
+    pub config: ModelConfig,
+    pub train: TrainConfig,
+    pub global: GlobalModel,
+}
+
+struct OpenRound {
+    aggregator: Aggregator,
+    /// Idempotency key of each client's update in this round.
+    submitted: HashMap<String, String>,
+    deadline: Instant,
+    deadline_ms: u64,
+    optimizer: ServerOptimizer,
+}
+
+/// How a submission went (both are acknowledged to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    New {
+        round_closed: bool,
+    },
+    /// The same client and idempotency key were already accepted this round.
+    Duplicate,
+}
+
+pub struct ServerCore {
+    pub config: ServerConfig,
+    db: Mutex<ServerDb>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    round: Mutex<OpenRound>,
+    pub tokens: Tokens,
+    pub metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The initial server data, used only when the database is empty.
+pub struct Genesis {
+    pub catalog: CatalogMessage,
+    pub config: ModelConfig,
+    pub train: TrainConfig,
+    pub global: GlobalModel,
+}
+
+impl ServerCore {
+    /// Opens the server's database, initialising it from `genesis` on first
+    /// start, and resumes the open round by replaying its stored updates.
+    pub fn open(
+        config: ServerConfig,
+        genesis: impl FnOnce() -> Result<Genesis, ServerError>,
+    ) -> Result<ServerCore, ServerError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| ServerError::Internal(format!("{}: {e}", config.data_dir.display())))?;
+        let mut db = ServerDb::open(&config.db_path())?;
+        if db.latest_model()?.is_none() {
+            let g = genesis()?;
+            let (catalog_bytes, _) = g.catalog.encode();
+            let model =
+                ModelMessage::from_model(1, g.catalog.version, &g.config, &g.train, &g.global);
+            let optimizer = ServerOptimizer::new(&config.server_step);
+            db.initialize(
+                g.catalog.version,
+                &catalog_bytes,
+                &StoredModel {
+                    version: 1,
+                    bytes: model.encode(),
+                    optimizer: codec::encode(&optimizer),
+                },
+            )?;
+        }
+        let (catalog_version, catalog_bytes) = db
+            .catalog()?
+            .ok_or_else(|| ServerError::Internal("database has a model but no catalog".into()))?;
+        let stored = db.latest_model()?.expect("initialised above");
+        let (header, global) = ModelMessage::decode(&stored.bytes)?;
+        let optimizer: ServerOptimizer = codec::decode(&stored.optimizer, "optimizer state")?;
+        let snapshot = Snapshot {
+            catalog: Arc::new(Published::new(catalog_bytes)),
+            catalog_version,
+            model: Published::new(stored.bytes),
+            version: stored.version,
+            config: header.config,
+            train: header.train,
+            global,
+        };
+
+        let mut aggregator = Aggregator::new(&snapshot.global, snapshot.config.backbone);
+        let mut submitted = HashMap::new();
+        for u in db.updates_of(snapshot.version)? {
+            // Stored after validation (and clipping), so replay cannot fail
+            // unless the file was damaged.
+            let message = UpdateMessage::decode(&u.payload)?;
+            aggregator.add(&snapshot.global, &message.to_update(snapshot.global.dim())?)?;
+            submitted.insert(u.client, u.idempotency_key);
+        }
+        let tokens = Tokens::default();
+        for (client, d) in db.clients()? {
+            tokens.insert(d, client);
+        }
+        let round = OpenRound {
+            aggregator,
+            submitted,
+            deadline: Instant::now() + config.round_duration,
+            deadline_ms: now_ms() + config.round_duration.as_millis() as u64,
+            optimizer,
+        };
+        let metrics = Metrics::default();
+        metrics.set_round(snapshot.version, round.submitted.len());
+        Ok(ServerCore {
+            config,
+            db: Mutex::new(db),
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            round: Mutex::new(round),
+            tokens,
+            metrics,
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn round_message(&self) -> RoundMessage {
+        let snap = self.snapshot();
+        let round = lock(&self.round);
+        RoundMessage {
+            round: snap.version,
+            base_version: snap.version,
+            catalog_version: snap.catalog_version,
+            train: snap.train.clone(),
+            min_updates: self.config.min_updates,
+            accepted: round.submitted.len() as u32,
+            deadline_ms: round.deadline_ms,
+        }
+    }
+
+    /// Issues (or re-issues, revoking the old one) a client's token.
+    pub fn issue_token(&self, client_id: &str) -> Result<String, ServerError> {
+        let client_id = client_id.trim();
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Err(ServerError::BadRequest(
+                "client id must be 1-256 bytes".into(),
+            ));
+        }
+        let token = new_token();
+        lock(&self.db).put_client(client_id, &digest(&token))?;
+        self.tokens.insert(digest(&token), client_id.to_string());
+        Ok(token)
+    }
+
+    /// Registers a known token for a client (from a tokens file).
+    pub fn register_token(&self, client_id: &str, token: &str) -> Result<(), ServerError> {
+        lock(&self.db).put_client(client_id, &digest(token))?;
+        self.tokens.insert(digest(token), client_id.to_string());
+        Ok(())
+    }
+
+    /// Accepts `bytes` (a framed `UpdateMessage`) from `client`. On any
+    /// error nothing changed: no row stored, nothing aggregated.
+    pub fn submit(&self, client: &str, bytes: &[u8]) -> Result<Accepted, ServerError> {
+        let message =
+            UpdateMessage::decode(bytes).map_err(|e| ServerError::Malformed(e.to_string()))?;
+        let snap = self.snapshot();
+        if message.base_version != snap.version || message.round != snap.version {
+            return Err(ServerError::Stale(format!(
+                "update for round {} on model {}, the open round is {} on model {}",
+                message.round, message.base_version, snap.version, snap.version
+            )));
+        }
+        let mut update = message
+            .to_update(snap.global.dim())
+            .and_then(|u| u.validate(&snap.global).map(|_| u))
+            .map_err(|e| ServerError::Invalid(e.to_string()))?;
+        let mut stored_bytes = None;
+        if let Some(bound) = self.config.norm_bound {
+            let norm = l2_norm(&update);
+            if norm > bound {
+                match self.config.norm_policy {
+                    NormPolicy::Reject => return Err(ServerError::NormTooLarge { norm, bound }),
+                    NormPolicy::Clip => {
+                        scale(&mut update, bound / norm);
+                        let clipped = UpdateMessage::new(
+                            message.round,
+                            message.base_version,
+                            message.idempotency_key.clone(),
+                            &update,
+                        );
+                        stored_bytes = Some(clipped.encode());
+                    }
+                }
+            }
+        }
+
+        let mut round = lock(&self.round);
+        // The round may have closed while this request was being checked.
+        if self.snapshot().version != snap.version {
+            return Err(ServerError::Stale(format!(
+                "round {} closed while the update was in flight",
+                snap.version
+            )));
+        }
+        match round.submitted.get(client) {
+            Some(key) if *key == message.idempotency_key => return Ok(Accepted::Duplicate),
+            Some(_) => {
+                return Err(ServerError::AlreadySubmitted(format!(
+                    "client {client} already has an update in round {}",
+                    snap.version
+                )));
+            }
+            None => {}
+        }
+        lock(&self.db).insert_update(
+            snap.version,
+            client,
+            &message.idempotency_key,
+            stored_bytes.as_deref().unwrap_or(bytes),
+        )?;
+        round.aggregator.add(&snap.global, &update)?;
+        round
+            .submitted
+            .insert(client.to_string(), message.idempotency_key);
+        self.metrics.set_round(snap.version, round.submitted.len());
+        let round_closed = round.submitted.len() as u32 >= self.config.min_updates;
+        if round_closed {
+            self.close(&mut round, &snap)?;
+        }
+        Ok(Accepted::New { round_closed })
+    }
+
+    /// Deadline handling; call periodically. Returns true if a round closed.
+    pub fn tick(&self) -> Result<bool, ServerError> {
+        let mut round = lock(&self.round);
+        if Instant::now() < round.deadline {
+            return Ok(false);
+        }
+        let floor = self.config.min_floor.max(1) as usize;
+        if round.submitted.len() >= floor {
+            let snap = self.snapshot();
+            self.close(&mut round, &snap)?;
+            Ok(true)
+        } else {
+            round.deadline = Instant::now() + self.config.round_duration;
+            round.deadline_ms = now_ms() + self.config.round_duration.as_millis() as u64;
+            Ok(false)
+        }
+    }
+
+    /// Aggregates, stores the next model with the round's updates deleted in
+    /// one transaction, then publishes it and opens the next round.
+    fn close(&self, round: &mut OpenRound, snap: &Snapshot) -> Result<(), ServerError> {
+        let mut global = snap.global.clone();
+        let mut optimizer = round.optimizer.clone();
+        let fresh = Aggregator::new(&snap.global, snap.config.backbone);
+        let pending = std::mem::replace(&mut round.aggregator, fresh);
+        pending.apply(&mut global, &mut optimizer);
+        let version = snap.version + 1;
+        let message = ModelMessage::from_model(
+            version,
+            snap.catalog_version,
+            &snap.config,
+            &snap.train,
+            &global,
+        );
+        let bytes = message.encode();
+        let stored = StoredModel {
+            version,
+            bytes,
+            optimizer: codec::encode(&optimizer),
+        };
+        if let Err(e) = lock(&self.db).close_round(snap.version, &stored) {
+            // Not stored: rebuild the open round from its stored updates,
+            // as a restart would, and keep it open.
+            round.aggregator = Aggregator::new(&snap.global, snap.config.backbone);
+            for u in lock(&self.db).updates_of(snap.version)? {
+                let m = UpdateMessage::decode(&u.payload)?;
+                round
+                    .aggregator
+                    .add(&snap.global, &m.to_update(snap.global.dim())?)?;
+            }
+            return Err(e);
+        }
+        let next = Snapshot {
+            catalog: snap.catalog.clone(),
+            catalog_version: snap.catalog_version,
+            model: Published::new(stored.bytes),
+            version,
+            config: snap.config.clone(),
+            train: snap.train.clone(),
+            global,
+        };
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        round.optimizer = optimizer;
+        round.submitted.clear();
+        round.deadline = Instant::now() + self.config.round_duration;
+        round.deadline_ms = now_ms() + self.config.round_duration.as_millis() as u64;
+        self.metrics.round_closed(version);
+        Ok(())
+    }
+}
+
+fn l2_norm(update: &ModelUpdate) -> f32 {
+    let sq: f64 = update
+        .dense
+        .iter()
+        .chain(update.item_rows.values.iter())
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    sq.sqrt() as f32
+}
+
+fn scale(update: &mut ModelUpdate, factor: f32) {
+    update.dense.iter_mut().for_each(|v| *v *= factor);
+    update.item_rows.values.mapv_inplace(|v| v * factor);
+}
+
+/// How long the deadline checker sleeps between ticks.
+pub const TICK: Duration = Duration::from_millis(250);
