@@ -19,7 +19,7 @@ use std::time::Instant;
 use fedmr_core::model::{Backbone, Catalog, FusionMode, GlobalModel, ModelConfig};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::TrainConfig;
-use fedmr_core::wire::{CatalogMessage, ModelMessage};
+use fedmr_core::wire::{CatalogMessage, ModelMessage, UpdateMessage};
 use fedmr_core::{
     Client, ClientConfig, Interaction, InteractionKind, RecommendOptions, TrainOptions,
 };
@@ -211,6 +211,23 @@ fn bench_open_and_recommend(path: &Path) {
     let matvec = median_secs(200, || {
         black_box(table.dot(&theta));
     });
+    // What one round sends, against the paper's design, which ships the
+    // whole item table every round.
+    let report = client.train(&TrainOptions::default()).unwrap();
+    let pending = client.pending_uploads().unwrap();
+    let update = UpdateMessage::decode(&pending.last().unwrap().bytes).unwrap();
+    let table = (ITEMS * DIM * 4) as f64;
+    println!(
+        "bytes per client per round: upload {:.1} KB (a sparse update: {} touched rows + {} dense \
+         values); the paper's design uploads the whole {ITEMS}x{DIM} table, {:.1} MB: {:.0}x more. \
+         Download: the whole model, {:.1} MB, as in the paper's design",
+        report.update_bytes as f64 / 1e3,
+        update.item_ids.len(),
+        update.dense.len(),
+        table / 1e6,
+        table / report.update_bytes as f64,
+        model_bytes_len(path) as f64 / 1e6
+    );
     println!(
         "recommend top-50 of {ITEMS}: warm {:.3} ms (median of 200), cold {:.0} ms \
          (first call: scores every item through MFFM); one {ITEMS}x{DIM} mat-vec: {:.3} ms; \
@@ -220,6 +237,15 @@ fn bench_open_and_recommend(path: &Path) {
         matvec * 1e3,
         warm / matvec
     );
+}
+
+/// Size of the installed model message in the client database.
+fn model_bytes_len(path: &Path) -> usize {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT length(payload) FROM model_meta", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap() as usize
 }
 
 /// Peak RSS (VmHWM) of this process in MB.

@@ -41,6 +41,12 @@ pub async fn serve(
             }
         })
     };
+    use axum::serve::ListenerExt;
+    // Small request/response exchanges: do not let Nagle's algorithm hold
+    // the last segment back waiting for an ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, http::router(core))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -42,3 +42,13 @@ pub fn catalog(dataset: &Dataset, names: &[String]) -> Result<Catalog> {
         features,
     })
 }
+
+/// The names of the modalities `catalog` keeps, in its order.
+pub fn modality_names(dataset: &Dataset, names: &[String]) -> Vec<String> {
+    dataset
+        .modalities
+        .iter()
+        .filter(|m| names.is_empty() || names.contains(&m.name))
+        .map(|m| m.name.clone())
+        .collect()
+}

@@ -113,7 +113,7 @@ impl<C: Coordinator> Federation<C> {
             .enumerate()
             .filter(|(_, d)| !d.train.is_empty())
             .map(|(user, data)| {
-                let seed = Rng::derive(config.seed, &[0x9e, user as u64]).next_u64();
+                let seed = phone_seed(&config, user);
                 Phone {
                     user,
                     data,
@@ -131,13 +131,7 @@ impl<C: Coordinator> Federation<C> {
     }
 
     fn selected(&self, round: usize) -> Vec<usize> {
-        let mut all: Vec<usize> = (0..self.phones.len()).collect();
-        if let Some(n) = self.config.clients_per_round.filter(|&n| n < all.len()) {
-            Rng::derive(self.config.seed, &[0x5e1, round as u64]).shuffle(&mut all);
-            all.truncate(n);
-            all.sort_unstable();
-        }
-        all
+        select_clients(&self.config, self.phones.len(), round)
     }
 
     /// One round: local training on the selected phones, aggregation.
@@ -169,10 +163,7 @@ impl<C: Coordinator> Federation<C> {
                         scope.spawn(move || {
                             part.iter_mut()
                                 .map(|phone| {
-                                    let mut rng = Rng::derive(
-                                        config.seed,
-                                        &[0x7a, phone.user as u64, round as u64],
-                                    );
+                                    let mut rng = Rng::new(round_seed(config, phone.user, round));
                                     let (update, report) = train_local(
                                         global,
                                         catalog,
@@ -236,42 +227,93 @@ impl<C: Coordinator> Federation<C> {
     }
 
     /// Runs rounds with early stopping; `on_round` sees each record (progress).
-    pub fn run(&mut self, mut on_round: impl FnMut(&RoundRecord)) -> Result<RunResult> {
-        let start = std::time::Instant::now();
-        let mut rounds = Vec::new();
-        let mut best = 0usize;
-        for round in 0..self.config.rounds {
-            let t = std::time::Instant::now();
-            let (clients, train_loss) = self.round(round)?;
-            let mut reports = self
-                .evaluate_targets(&[Target::Valid, Target::Test])
-                .into_iter();
-            let record = RoundRecord {
-                round,
-                clients,
-                train_loss,
-                valid: reports.next().expect("valid report"),
-                test: reports.next().expect("test report"),
-                seconds: t.elapsed().as_secs_f64(),
-            };
-            on_round(&record);
-            rounds.push(record);
-            let key = |r: &RoundRecord| (r.valid.all.hr_at(50), r.valid.all.ndcg_at(50));
-            if round == 0 || key(&rounds[round]) > key(&rounds[best]) {
-                best = round;
-            }
-            if round - best >= self.config.patience {
-                break;
-            }
-        }
-        if rounds.is_empty() {
-            return Err(Error::InvalidConfig("rounds must be at least 1".into()));
-        }
-        Ok(RunResult {
-            config: self.config.clone(),
-            rounds,
-            best,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+    pub fn run(&mut self, on_round: impl FnMut(&RoundRecord)) -> Result<RunResult> {
+        run_rounds(self, on_round)
     }
+}
+
+impl<C: Coordinator> Rounds for Federation<C> {
+    fn config(&self) -> &SimConfig {
+        &self.config
+    }
+    fn round(&mut self, round: usize) -> Result<(usize, f64)> {
+        Federation::round(self, round)
+    }
+    fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>> {
+        Ok(Federation::evaluate_targets(self, targets))
+    }
+}
+
+/// The phones (by index) that train in `round`: all, or a seeded sample.
+pub fn select_clients(config: &SimConfig, phones: usize, round: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..phones).collect();
+    if let Some(n) = config.clients_per_round.filter(|&n| n < all.len()) {
+        Rng::derive(config.seed, &[0x5e1, round as u64]).shuffle(&mut all);
+        all.truncate(n);
+        all.sort_unstable();
+    }
+    all
+}
+
+/// The seed of a phone's first private state.
+pub fn phone_seed(config: &SimConfig, user: usize) -> u64 {
+    Rng::derive(config.seed, &[0x9e, user as u64]).next_u64()
+}
+
+/// The seed of a phone's random stream in one round.
+pub fn round_seed(config: &SimConfig, user: usize, round: usize) -> u64 {
+    Rng::derive_seed(config.seed, &[0x7a, user as u64, round as u64])
+}
+
+/// A federation as the round loop sees it, in process or over HTTP.
+pub trait Rounds {
+    fn config(&self) -> &SimConfig;
+    /// Trains the selected phones and aggregates; returns the number of
+    /// clients and their mean final-epoch loss.
+    fn round(&mut self, round: usize) -> Result<(usize, f64)>;
+    fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>>;
+}
+
+/// Runs rounds with early stopping on validation HR@50 (then NDCG@50).
+pub fn run_rounds(
+    federation: &mut impl Rounds,
+    mut on_round: impl FnMut(&RoundRecord),
+) -> Result<RunResult> {
+    let start = std::time::Instant::now();
+    let config = federation.config().clone();
+    let mut rounds = Vec::new();
+    let mut best = 0usize;
+    for round in 0..config.rounds {
+        let t = std::time::Instant::now();
+        let (clients, train_loss) = federation.round(round)?;
+        let mut reports = federation
+            .evaluate_targets(&[Target::Valid, Target::Test])?
+            .into_iter();
+        let record = RoundRecord {
+            round,
+            clients,
+            train_loss,
+            valid: reports.next().expect("valid report"),
+            test: reports.next().expect("test report"),
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on_round(&record);
+        rounds.push(record);
+        let key = |r: &RoundRecord| (r.valid.all.hr_at(50), r.valid.all.ndcg_at(50));
+        if round == 0 || key(&rounds[round]) > key(&rounds[best]) {
+            best = round;
+        }
+        if round - best >= config.patience {
+            break;
+        }
+    }
+    if rounds.is_empty() {
+        return Err(Error::InvalidConfig("rounds must be at least 1".into()));
+    }
+    Ok(RunResult {
+        config,
+        rounds,
+        best,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
