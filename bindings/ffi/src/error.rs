@@ -1,0 +1,72 @@
+//! The one public error of the bindings: fedmr-core's errors grouped by what
+//! an app can do about them, with the core's message.
+
+use fedmr_core::Error;
+
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum FedmrError {
+    /// An argument, interaction, configuration or option the app passed is invalid.
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+    /// A catalog/model/update message is malformed, corrupt or truncated.
+    #[error("invalid message: {reason}")]
+    InvalidMessage { reason: String },
+    /// A catalog or model that does not fit what is installed (stale version, wrong shape).
+    #[error("incompatible: {reason}")]
+    Incompatible { reason: String },
+    /// The call needs a catalog, a model or interactions the client does not have yet.
+    #[error("not ready: {reason}")]
+    NotReady { reason: String },
+    #[error("unknown item {key}")]
+    UnknownItem { key: String },
+    /// Training diverged; nothing was written.
+    #[error("training diverged: {reason}")]
+    Diverged { reason: String },
+    /// The cancel token was raised; nothing was written.
+    #[error("cancelled")]
+    Cancelled,
+    /// The server could not be reached.
+    #[error("network: {reason}")]
+    Network { reason: String },
+    /// The server refused the token.
+    #[error("unauthorized: {reason}")]
+    Unauthorized { reason: String },
+    /// The server refused a request for good.
+    #[error("server refused ({status}): {reason}")]
+    Refused { status: u16, reason: String },
+    /// The database or file system failed, or the database is from a newer app version.
+    #[error("storage: {reason}")]
+    Storage { reason: String },
+}
+
+impl From<Error> for FedmrError {
+    fn from(e: Error) -> Self {
+        // `reason`, not `message`: Kotlin exceptions already have a `message`.
+        let reason = e.to_string();
+        match e {
+            Error::InvalidConfig(_)
+            | Error::InvalidInteraction { .. }
+            | Error::InvalidArgument(_)
+            | Error::InvalidDataset(_)
+            | Error::Shape(_)
+            | Error::InvalidUpdate(_) => FedmrError::InvalidInput { reason },
+            Error::InvalidMessage(_) => FedmrError::InvalidMessage { reason },
+            Error::Incompatible(_) => FedmrError::Incompatible { reason },
+            Error::NotReady(_) => FedmrError::NotReady { reason },
+            Error::UnknownItem(key) => FedmrError::UnknownItem { key },
+            Error::Diverged { .. } => FedmrError::Diverged { reason },
+            Error::Cancelled => FedmrError::Cancelled,
+            Error::Network(_) => FedmrError::Network { reason },
+            Error::Unauthorized(_) => FedmrError::Unauthorized { reason },
+            Error::Refused { status, message } => FedmrError::Refused {
+                status,
+                reason: message,
+            },
+            Error::Io { .. }
+            | Error::Format { .. }
+            | Error::Sqlite(_)
+            | Error::Store(_)
+            | Error::SchemaTooNew { .. } => FedmrError::Storage { reason },
+        }
+    }
+}
