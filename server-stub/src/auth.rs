@@ -10,29 +10,34 @@ pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// A fresh random token: 256 bits from the OS-seeded hasher keys.
-pub fn new_token() -> String {
-    use std::hash::BuildHasher;
-    let mut out = String::with_capacity(64);
-    for i in 0..4u64 {
-        let word = std::collections::hash_map::RandomState::new()
-            .hash_one((i, std::time::SystemTime::now()));
-        out.push_str(&format!("{word:016x}"));
-    }
-    out
+/// A fresh random token: 256 bits from the OS (`/dev/urandom`).
+pub fn new_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[derive(Default)]
+struct TokenMaps {
+    by_digest: HashMap<[u8; 32], String>,
+    by_client: HashMap<String, [u8; 32]>,
 }
 
 /// The token table in memory (loaded at start, extended on issue).
 #[derive(Default)]
 pub struct Tokens {
-    by_digest: RwLock<HashMap<[u8; 32], String>>,
+    maps: RwLock<TokenMaps>,
 }
 
 impl Tokens {
+    /// Sets a client's token, revoking its previous one.
     pub fn insert(&self, digest: [u8; 32], client_id: String) {
-        let mut map = self.by_digest.write().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, c| *c != client_id);
-        map.insert(digest, client_id);
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = maps.by_client.insert(client_id.clone(), digest) {
+            maps.by_digest.remove(&old);
+        }
+        maps.by_digest.insert(digest, client_id);
     }
 
     /// The client a `Authorization: Bearer <token>` header belongs to.
@@ -41,8 +46,8 @@ impl Tokens {
         if token.is_empty() {
             return None;
         }
-        let map = self.by_digest.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&digest(token)).cloned()
+        let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
+        maps.by_digest.get(&digest(token)).cloned()
     }
 }
 
@@ -61,7 +66,7 @@ mod tests {
     #[test]
     fn tokens_map_to_clients_and_reissue_replaces() {
         let tokens = Tokens::default();
-        let (a, b) = (new_token(), new_token());
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         tokens.insert(digest(&a), "phone-1".into());

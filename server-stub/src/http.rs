@@ -112,24 +112,39 @@ async fn round(State(core): Core, headers: HeaderMap) -> Response {
     }
 }
 
-/// Reads a body up to `limit` bytes; a declared or actual larger body is a 413.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ServerError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+/// Most bytes drained from a refused body so that the client still gets
+/// its answer (a server that stops reading makes the client see a broken
+/// connection instead of the 401 or 413, and retry forever).
+const DRAIN_CAP: usize = 256 << 20;
+
+/// Reads a body up to `limit` bytes. A larger one is a 413, answered after
+/// draining the rest (up to `DRAIN_CAP`).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ServerError::BadRequest(format!("reading the body: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN_CAP {
+            break;
+        }
+    }
+    if seen > limit {
         return Err(ServerError::TooLarge(limit + 1));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ServerError::TooLarge(limit + 1))
+    Ok(kept.into())
 }
 
 async fn updates(State(core): Core, headers: HeaderMap, body: Body) -> Response {
     let result = async {
+        // The body is read before the token is checked, so that a refused
+        // client gets its 401 rather than a connection cut mid-upload.
+        let bytes = read_body(body, core.config.max_body_bytes).await?;
         let client = client_of(&core, &headers)?;
-        let bytes = read_body(&headers, body, core.config.max_body_bytes).await?;
         let len = bytes.len();
         let worker = core.clone();
         // SQLite and aggregation are blocking work.
@@ -162,11 +177,11 @@ async fn updates(State(core): Core, headers: HeaderMap, body: Body) -> Response 
 }
 
 async fn issue_client(State(core): Core, headers: HeaderMap, body: Body) -> Response {
-    if !is_admin(bearer(&headers), &core.config.admin_token) {
-        return error_response(&ServerError::Unauthorized);
-    }
     let result = async {
-        let bytes = read_body(&headers, body, 1024).await?;
+        let bytes = read_body(body, 1024).await?;
+        if !is_admin(bearer(&headers), &core.config.admin_token) {
+            return Err(ServerError::Unauthorized);
+        }
         let id = std::str::from_utf8(&bytes)
             .map_err(|_| ServerError::BadRequest("client id must be UTF-8".into()))?
             .to_string();

@@ -181,8 +181,10 @@ impl ServerCore {
     }
 
     pub fn round_message(&self) -> RoundMessage {
-        let snap = self.snapshot();
+        // Round lock first: a close swaps the snapshot while holding it, so
+        // the two cannot disagree.
         let round = lock(&self.round);
+        let snap = self.snapshot();
         RoundMessage {
             round: snap.version,
             base_version: snap.version,
@@ -202,7 +204,7 @@ impl ServerCore {
                 "client id must be 1-256 bytes".into(),
             ));
         }
-        let token = new_token();
+        let token = new_token().map_err(|e| ServerError::Internal(format!("random token: {e}")))?;
         lock(&self.db).put_client(client_id, &digest(&token))?;
         self.tokens.insert(digest(&token), client_id.to_string());
         Ok(token)

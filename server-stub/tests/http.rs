@@ -316,3 +316,31 @@ fn updates_wait_while_the_server_is_down_and_arrive_once() {
     // The token survived the restart (stored hashed in the server's database).
     assert!(phone.sync(&remote).is_ok());
 }
+
+/// A refused upload still gets its answer: the server reads (and drains)
+/// the body before refusing, so the client sees 401 / 413, not a cut
+/// connection that it would retry forever.
+#[test]
+fn refusals_of_large_bodies_are_answered_not_cut() {
+    let dir = TempDir::new("http-drain");
+    let server = start(&dir, |c| c.max_body_bytes = 64 * 1024);
+    let token = issue(&server, "phone-1");
+    let http = http();
+    for _ in 0..10 {
+        let unauthorized = http
+            .post(format!("{}/v1/updates", server.url()))
+            .bearer_auth("revoked")
+            .body(vec![7u8; 60 * 1024])
+            .send()
+            .expect("an answer, not a broken connection");
+        assert_eq!(unauthorized.status(), 401);
+        let oversized = http
+            .post(format!("{}/v1/updates", server.url()))
+            .bearer_auth(&token)
+            .body(vec![7u8; 2 << 20])
+            .send()
+            .expect("an answer, not a broken connection");
+        assert_eq!(oversized.status(), 413);
+    }
+    assert_eq!(round_state(&server).0, 0);
+}
