@@ -12,10 +12,9 @@
 //! on one server process, the same client threads building and POSTing the
 //! same kind of bodies:
 //!
-//! 1. baseline "401": a wrong token; refused before the body is read (the
-//!    server then closes the connection under the unread body, so some of
-//!    these requests end with no answer: counted, and included in its
-//!    requests/s).
+//! 1. baseline "401": a wrong token; the body is read, then refused: the
+//!    HTTP + transfer cost alone. (Any request that ends with no answer is
+//!    counted.)
 //! 2. baseline "409": a valid token, an update for a stale model version;
 //!    the body is read, its digest checked and decoded, then refused: the
 //!    HTTP + transfer + decode cost without validation, SQLite or
