@@ -1,0 +1,121 @@
+// The demo app's logic layer on the JVM: the presenter, the background job
+// against a real fedmr-server (the host binary, started on a free port),
+// and settings validation. A plain main() runner, like the SDK's JVM suite.
+
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.nio.file.Files
+import org.fedmr.demo.*
+import uniffi.fedmr_ffi.*
+
+private var failures = 0
+
+private fun test(name: String, body: () -> Unit) {
+    try {
+        body(); println("ok   $name")
+    } catch (e: Throwable) {
+        failures++; println("FAIL $name: $e")
+    }
+}
+
+private fun check(condition: Boolean, message: () -> String) {
+    if (!condition) throw AssertionError(message())
+}
+
+private fun newClient(): FedmrClient {
+    val dir = Files.createTempDirectory("fedmr-demo")
+    return FedmrClient.open(ClientConfig(dbPath = dir.resolve("demo.sqlite").toString(), seed = 1uL))
+}
+
+/** fedmr-server on 127.0.0.1:<free port>; stopped by close(). */
+class Server(binary: String) : AutoCloseable {
+    private val dataDir = Files.createTempDirectory("fedmr-demo-server")
+    private val process = ProcessBuilder(
+        binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir.toString(),
+        "--admin-token", "demo-admin", "--min-updates", "100",
+    ).redirectErrorStream(true).start()
+    val url: String = process.inputStream.bufferedReader().readLine()!!.trim().substringAfterLast(' ')
+
+    fun token(client: String): String {
+        val request = HttpRequest.newBuilder(URI("$url/v1/admin/clients"))
+            .header("Authorization", "Bearer demo-admin")
+            .POST(HttpRequest.BodyPublishers.ofString(client)).build()
+        return HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString()).body()
+    }
+
+    override fun close() {
+        process.destroyForcibly().waitFor()
+    }
+}
+
+fun main(args: Array<String>) {
+    val serverBinary = args.getOrNull(0) ?: error("usage: LogicTestKt <path to fedmr-server>")
+
+    test("For you: empty before sync, then titled items and preference bars") {
+        newClient().use { client ->
+            val data = sampleServerData(200u, 2uL)
+            val catalog = SampleCatalog(data.itemKeys)
+            val presenter = ForYouPresenter(client, catalog, size = 10)
+            val before = presenter.load()
+            check(before.items.isEmpty() && before.message!!.contains("sync")) { "$before" }
+
+            client.applyCatalog(data.catalog)
+            client.applyModel(data.model)
+            val tapped = catalog.page(0, 5)
+            tapped.forEachIndexed { t, k -> client.record(Interaction(k, InteractionKind.Click, t.toLong())) }
+            val untrained = presenter.load()
+            check(!untrained.personalised && untrained.message != null) { "$untrained" }
+            client.train(TrainOptions(), null, null)
+            val state = presenter.load()
+            check(state.personalised && state.message == null) { "$state" }
+            check(state.items.size == 10 && state.items.none { it.itemKey in tapped }) { "${state.items}" }
+            check(state.items.all { it.title.contains("#") }) { "titles" }
+            check(state.modalityBars.map { it.label }.first() == "What you interacted with") { "${state.modalityBars}" }
+            check(Math.abs(state.modalityBars.sumOf { it.fraction.toDouble() } - 1.0) < 1e-4) { "bars sum to 1" }
+            check(state.expertBars.size == 3) { "${state.expertBars}" }
+        }
+    }
+
+    test("background job: sync, train, upload against a real server") {
+        Server(serverBinary).use { server ->
+            newClient().use { client ->
+                val remote = Remote(baseUrl = server.url, token = server.token("demo-phone"))
+                val first = BackgroundSync(client, { remote }).run()
+                check(first.synced && !first.trained && !first.retry) { "nothing to train yet: $first" }
+                (0 until 6).forEach { client.record(Interaction("item-$it", InteractionKind.Like, it.toLong())) }
+                val second = BackgroundSync(client, { remote }).run()
+                check(second.synced && second.trained && second.delivered == 1 && second.pending == 0) { "$second" }
+                check(client.pendingUploads().isEmpty()) { "outbox flushed" }
+            }
+        }
+    }
+
+    test("background job: server down keeps the update and asks for a retry") {
+        newClient().use { client ->
+            val data = sampleServerData(50u, 2uL)
+            client.applyCatalog(data.catalog)
+            client.applyModel(data.model)
+            client.record(Interaction("item-1", InteractionKind.Like, 1L))
+            client.train(TrainOptions(), null, null)
+            val down = Remote(baseUrl = "http://127.0.0.1:9", token = "t", timeoutMs = 500uL, maxAttempts = 1u)
+            val outcome = BackgroundSync(client, { down }).run()
+            check(!outcome.synced && outcome.retry && outcome.pending == 1) { "$outcome" }
+            check(client.pendingUploads().size == 1) { "kept" }
+        }
+    }
+
+    test("settings: server URL validation") {
+        check(ServerUrl.parse(" https://fedmr.example.com/ ").first == "https://fedmr.example.com") { "https" }
+        check(ServerUrl.parse("http://10.0.2.2:8750").first == "http://10.0.2.2:8750") { "emulator host" }
+        check(ServerUrl.parse("http://example.com").second != null) { "plain http to a remote host" }
+        check(ServerUrl.parse("ftp://x").second != null) { "scheme" }
+        check(ServerUrl.parse("").second != null) { "empty" }
+    }
+
+    if (failures > 0) {
+        println("$failures test(s) failed"); kotlin.system.exitProcess(1)
+    }
+    println("all demo logic tests passed")
+}
