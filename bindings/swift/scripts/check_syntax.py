@@ -1,4 +1,5 @@
-"""Parses every Swift file of the package (generated and hand-written) with
+"""Parses every Swift file of the package (generated and hand-written) and of
+ios-demo with
 tree-sitter-swift and fails on any syntax error: the check this Linux machine
 allows, as no Swift toolchain can be installed here.
 
@@ -14,8 +15,15 @@ import sys
 import tree_sitter
 import tree_sitter_swift
 
-root = pathlib.Path(__file__).resolve().parent.parent
-files = sorted(root.glob("Sources/**/*.swift")) + sorted(root.glob("Tests/**/*.swift")) + [root / "Package.swift"]
+package = pathlib.Path(__file__).resolve().parent.parent
+repo = package.parent.parent
+root = repo
+files = (
+    sorted(package.glob("Sources/**/*.swift"))
+    + sorted(package.glob("Tests/**/*.swift"))
+    + [package / "Package.swift"]
+    + sorted((repo / "ios-demo").glob("**/*.swift"))
+)
 if not any(p.name == "fedmr_ffi.swift" for p in files):
     sys.exit("generated Sources/Fedmr/fedmr_ffi.swift missing: run bindings/generate.sh first")
 
