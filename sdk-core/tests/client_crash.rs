@@ -97,7 +97,7 @@ fn run_and_kill(mode: &str, dir: &TempDir, delay: Duration, attempt: usize) -> V
         }
     });
     let mut lines = Vec::new();
-    if attempt % 2 == 0 {
+    if attempt.is_multiple_of(2) {
         let first = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("the child committed nothing within 120 s");
