@@ -208,27 +208,14 @@ impl Client {
 
     /// The top `k` items for the user, best first.
     pub fn recommend(&self, k: usize, options: &RecommendOptions) -> Result<Vec<Recommendation>> {
-        let generation = self.state_generation.load(Ordering::SeqCst);
-        let history_generation = self.history_generation.load(Ordering::SeqCst);
-        let installed = self.installed();
-        let (catalog, model) = installed.ready()?;
-        let mut caches = lock(&self.caches);
-        let scores = self.expert_scores(&mut caches, generation, catalog, model)?;
-        let context = self.ranking_context(
-            &mut caches,
-            (generation, history_generation),
-            catalog,
-            model,
-        )?;
-        drop(caches);
-
+        let (installed, combined, context) = self.current_scores()?;
+        let (catalog, _) = installed.ready()?;
         let exclude: &[u32] = if options.exclude_seen {
             &context.history.seen
         } else {
             &[]
         };
         let allowed = ranking::allowed_ids(catalog, options.candidates.as_deref(), exclude)?;
-        let combined = scores.combine(&context.weights);
         Ok(ranking::top_k(&combined, allowed.into_iter(), k)
             .into_iter()
             .map(|id| Recommendation {
@@ -241,6 +228,14 @@ impl Client {
     /// The user's score of every catalog item, by catalog position (the
     /// server's item id): what `recommend` ranks, for evaluation and research.
     pub fn scores(&self) -> Result<Vec<f32>> {
+        Ok(self.current_scores()?.1)
+    }
+
+    /// Every item's score under the installed snapshot, from the caches
+    /// (rebuilt if a generation moved), with the snapshot and the context.
+    fn current_scores(&self) -> Result<(Arc<Installed>, Vec<f32>, Arc<RankingContext>)> {
+        // Generations first: anything that changes after this read bumps
+        // them again, so a stale cache entry is never reused.
         let generation = self.state_generation.load(Ordering::SeqCst);
         let history_generation = self.history_generation.load(Ordering::SeqCst);
         let installed = self.installed();
@@ -254,7 +249,8 @@ impl Client {
             model,
         )?;
         drop(caches);
-        Ok(scores.combine(&context.weights))
+        let combined = scores.combine(&context.weights);
+        Ok((installed, combined, context))
     }
 
     /// The user's router weights, per expert and (where computable) per modality.
