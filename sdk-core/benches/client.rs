@@ -11,11 +11,14 @@
 //! Everything runs in one command so the ratios share the machine's load.
 //! Run: cargo bench -p fedmr-core --bench client
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::median_secs;
 use fedmr_core::model::{Backbone, Catalog, FusionMode, GlobalModel, ModelConfig};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::TrainConfig;
@@ -31,19 +34,6 @@ const DIM: usize = 64;
 const RECORDS: usize = 100_000;
 const BATCH: usize = 1_000;
 const HISTORY: usize = 200;
-
-fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[runs / 2]
-}
 
 fn key(i: usize) -> String {
     format!("item-{i:06}")

@@ -9,9 +9,11 @@
 //!
 //! Run: cargo bench -p fedmr-core --bench local_round
 
-use std::hint::black_box;
-use std::time::Instant;
+mod common;
 
+use std::hint::black_box;
+
+use common::median_secs;
 use fedmr_core::model::{Backbone, Catalog, FusionMode, GlobalModel, ModelConfig, PrivateState};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::{TrainConfig, train_local};
@@ -20,20 +22,6 @@ use ndarray::Array2;
 const ITEMS: usize = 10_000;
 const POSITIVES: usize = 200;
 const FEATURE_DIM: usize = 512;
-
-/// Median seconds of `runs` calls.
-fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[runs / 2]
-}
 
 fn round_secs(fusion: FusionMode, catalog: &Catalog, positives: &[u32]) -> f64 {
     let config = ModelConfig {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
 use fedmr_core::model::{GlobalModel, ModelConfig};
@@ -17,7 +17,7 @@ use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage
 
 use crate::auth::{Tokens, digest, new_token};
 use crate::config::{NormPolicy, ServerConfig};
-use crate::db::{ServerDb, StoredModel};
+use crate::db::{ServerDb, StoredModel, now_ms};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
 
@@ -34,7 +34,7 @@ impl Published {
     /// client keeps as the installed version's identity.
     fn new(bytes: Vec<u8>) -> Self {
         let digest = fedmr_core::wire::declared_digest(&bytes).unwrap_or_default();
-        let etag = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let etag = fedmr_core::wire::digest_hex(&digest);
         Published {
             bytes: bytes.into(),
             etag,
@@ -83,12 +83,6 @@ pub struct ServerCore {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The initial server data, used only when the database is empty.
@@ -158,7 +152,7 @@ impl ServerCore {
             aggregator,
             submitted,
             deadline: Instant::now() + config.round_duration,
-            deadline_ms: now_ms() + config.round_duration.as_millis() as u64,
+            deadline_ms: now_ms() as u64 + config.round_duration.as_millis() as u64,
             optimizer,
         };
         let metrics = Metrics::default();
@@ -302,7 +296,7 @@ impl ServerCore {
             Ok(true)
         } else {
             round.deadline = Instant::now() + self.config.round_duration;
-            round.deadline_ms = now_ms() + self.config.round_duration.as_millis() as u64;
+            round.deadline_ms = now_ms() as u64 + self.config.round_duration.as_millis() as u64;
             Ok(false)
         }
     }
@@ -354,7 +348,7 @@ impl ServerCore {
         round.optimizer = optimizer;
         round.submitted.clear();
         round.deadline = Instant::now() + self.config.round_duration;
-        round.deadline_ms = now_ms() + self.config.round_duration.as_millis() as u64;
+        round.deadline_ms = now_ms() as u64 + self.config.round_duration.as_millis() as u64;
         self.metrics.round_closed(version);
         Ok(())
     }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Client, random_u64};
 use crate::rng::Rng;
+use crate::wire::digest_hex;
 use crate::{Error, Result};
 
 /// Where and as whom a client syncs.
@@ -97,10 +98,6 @@ fn http() -> Result<&'static Http> {
     .map_err(|e| Error::Network(format!("cannot build the HTTP client: {e}")))
 }
 
-fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Runs `request` with retries on network errors and 5xx answers.
 fn with_retries<T>(remote: &Remote, mut request: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
     let mut rng = Rng::new(random_u64());
@@ -150,13 +147,16 @@ impl Client {
     pub fn sync(&self, remote: &Remote) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let installed = self.installed();
-        let catalog_tag = installed.catalog.as_ref().map(|c| hex(&c.meta.sha256));
+        let catalog_tag = installed
+            .catalog
+            .as_ref()
+            .map(|c| digest_hex(&c.meta.sha256));
         if let Some(bytes) = self.download(remote, "/v1/catalog", catalog_tag)? {
             report.bytes_downloaded += bytes.len() as u64;
             report.catalog_updated = self.apply_catalog(&bytes)?;
         }
         let installed = self.installed();
-        let model_tag = installed.model.as_ref().map(|m| hex(&m.digest));
+        let model_tag = installed.model.as_ref().map(|m| digest_hex(&m.digest));
         if let Some(bytes) = self.download(remote, "/v1/model", model_tag)? {
             report.bytes_downloaded += bytes.len() as u64;
             report.model_updated = self.apply_model(&bytes)?;

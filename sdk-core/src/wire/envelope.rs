@@ -110,6 +110,12 @@ pub fn declared_digest(bytes: &[u8]) -> Option<[u8; 32]> {
     bytes.get(16..48)?.try_into().ok()
 }
 
+/// A body digest as lowercase hex: the ETag the server sends and the
+/// If-None-Match the client sends back, so both sides spell it one way.
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

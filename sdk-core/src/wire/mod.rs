@@ -9,7 +9,9 @@ pub mod codec;
 mod envelope;
 mod messages;
 
-pub use envelope::{HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, open, seal};
+pub use envelope::{
+    HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, digest_hex, open, seal,
+};
 pub use messages::{
     CatalogItem, CatalogMessage, ModalitySpec, ModelMessage, RoundMessage, UpdateMessage,
 };
