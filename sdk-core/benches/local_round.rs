@@ -36,6 +36,7 @@ fn round_secs(fusion: FusionMode, catalog: &Catalog, positives: &[u32]) -> f64 {
         epochs: 5,
         negatives: 1,
         item_lr: None,
+        ..TrainConfig::default()
     };
     let mut round = 0u64;
     median_secs(15, || {

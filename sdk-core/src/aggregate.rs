@@ -56,7 +56,7 @@ impl Aggregator {
     pub fn new(model: &GlobalModel, backbone: Backbone) -> Self {
         Aggregator {
             backbone,
-            dense_sum: vec![0.0; model.fusion.num_params()],
+            dense_sum: vec![0.0; model.dense.num_params()],
             total_weight: 0.0,
             row_sum: Array2::zeros((model.n_items(), model.dim())),
             row_weight: vec![0.0; model.n_items()],
@@ -115,10 +115,10 @@ impl Aggregator {
             .map(|s| (s / self.total_weight) as f32)
             .collect();
         match optimizer {
-            ServerOptimizer::Plain { lr } => model.fusion.add_flat(&mean, *lr),
+            ServerOptimizer::Plain { lr } => model.dense.add_flat(&mean, *lr),
             ServerOptimizer::Adam(adam) => {
                 let grad: Vec<f32> = mean.iter().map(|m| -m).collect();
-                adam.step(&mut model.fusion.0, &grad);
+                adam.step(&mut model.dense.0, &grad);
             }
         }
         AggregateReport {

@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::model::layers::embedding::{gather, scatter_add};
 use crate::model::optim::sgd_step;
 use crate::model::params::{Global, Tensors};
+use crate::model::rap::{RapWeights, regularizer};
 use crate::model::stack::{Batch, loss_and_gradients};
-use crate::model::{Backbone, Catalog, Fusion, GlobalModel, PrivateState};
+use crate::model::{Backbone, Catalog, Fusion, GlobalModel, PersonalItems, PrivateState};
 use crate::rng::Rng;
 use crate::update::{ModelUpdate, SparseRows};
 
@@ -24,6 +25,15 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Negatives sampled per positive.
     pub negatives: usize,
+    /// The round this training belongs to, 1-based (the version of the model
+    /// trained on); FedRAP's regularisers ramp up with it. Not part of the
+    /// published configuration: each caller sets it.
+    #[serde(skip, default = "first_round")]
+    pub round: u64,
+}
+
+fn first_round() -> u64 {
+    1
 }
 
 impl Default for TrainConfig {
@@ -33,6 +43,7 @@ impl Default for TrainConfig {
             item_lr: None,
             epochs: 5,
             negatives: 1,
+            round: first_round(),
         }
     }
 }
@@ -165,14 +176,18 @@ pub fn train_local_observed(
 
     let mut rows = gather(&global.items.0.0.view(), &touched_usize);
     // Content rows of the touched items, read once; batches index them locally.
-    let local_features = match &global.fusion.0 {
+    let local_features = match global.fusion() {
         Fusion::IdOnly => Catalog::default(),
         Fusion::Mffm(_) => Catalog {
             n_items: touched.len(),
             features: catalog.gather_features(&touched_usize)?,
         },
     };
-    let mut fusion = global.fusion.clone();
+    // FedRAP's personal rows P_u of the touched items (zero where new).
+    let additive = backbone.personal_items() == PersonalItems::Add;
+    let mut personal = additive.then(|| personal_rows_of(state, &touched, global.dim()));
+    let rap_weights = RapWeights::at_round(config.round);
+    let mut dense = global.dense.clone();
     // A copy, committed to the state only if the round ends finite.
     let mut user = state.model.0.clone();
     let mut epoch_losses = Vec::with_capacity(config.epochs);
@@ -185,10 +200,11 @@ pub fn train_local_observed(
             .chain(negs.iter().map(|&i| local_index(i)))
             .collect();
         let id_rows = gather(&rows.view(), &batch_local);
-        let features = match &fusion.0 {
+        let features = match &dense.fusion {
             Fusion::IdOnly => Vec::new(),
             Fusion::Mffm(_) => local_features.gather(&batch_local),
         };
+        let personal_batch = personal.as_ref().map(|p| gather(&p.view(), &batch_local));
         let labels: Array1<f32> = (0..batch_local.len())
             .map(|k| if k < seen.len() { 1.0 } else { 0.0 })
             .collect();
@@ -197,19 +213,39 @@ pub fn train_local_observed(
             features: features.iter().map(|f| f.view()).collect(),
             labels: labels.view(),
             positives: seen.len(),
+            personal_rows: personal_batch.as_ref().map(|p| p.view()),
         };
-        let grads = loss_and_gradients(&fusion, &user, &batch);
-        epoch_losses.push(grads.loss);
-        sgd_step(&mut fusion.0, &grads.fusion.flatten(), config.lr);
+        let grads = loss_and_gradients(&dense, &user, &batch);
+        let mut loss = grads.loss;
+        sgd_step(&mut dense.0, &grads.dense.flatten(), config.lr);
         sgd_step(&mut user, &grads.user.flatten(), config.lr);
+        let item_lr = config.item_lr.unwrap_or(config.lr);
         let mut d_rows = Array2::zeros(rows.raw_dim());
         scatter_add(&mut d_rows, &batch_local, &grads.id_rows.view());
-        rows.scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
+        if let (Some(p), Some(d_batch)) = (personal.as_mut(), &grads.personal_rows) {
+            let mut d_personal = Array2::zeros(p.raw_dim());
+            scatter_add(&mut d_personal, &batch_local, &d_batch.view());
+            // The regulariser over this epoch's distinct rows.
+            let mut epoch_rows = batch_local.clone();
+            epoch_rows.sort_unstable();
+            epoch_rows.dedup();
+            let (reg, d_p, d_q) = regularizer(
+                &gather(&p.view(), &epoch_rows).view(),
+                &gather(&rows.view(), &epoch_rows).view(),
+                rap_weights,
+            );
+            loss += reg;
+            scatter_add(&mut d_personal, &epoch_rows, &d_p.view());
+            scatter_add(&mut d_rows, &epoch_rows, &d_q.view());
+            p.scaled_add(-item_lr, &d_personal);
+        }
+        rows.scaled_add(-item_lr, &d_rows);
+        epoch_losses.push(loss);
 
         let progress = EpochProgress {
             epoch: epoch_losses.len(),
             epochs: config.epochs,
-            loss: grads.loss,
+            loss,
         };
         match observer(&progress) {
             Flow::Continue => {}
@@ -217,19 +253,27 @@ pub fn train_local_observed(
             Flow::Cancel => return Err(Error::Cancelled),
         }
     }
-    if !(fusion.all_finite() && user.all_finite() && rows.iter().all(|v| v.is_finite())) {
+    let personal_finite = personal
+        .as_ref()
+        .is_none_or(|p| p.iter().all(|v| v.is_finite()));
+    if !(dense.all_finite()
+        && user.all_finite()
+        && personal_finite
+        && rows.iter().all(|v| v.is_finite()))
+    {
         return Err(Error::Diverged { lr: config.lr });
     }
 
     // Stopped early: rows only the skipped epochs would have touched did not
     // change, and sending them would drag the server's row average to zero.
     let epochs_run = epoch_losses.len();
-    let (touched, rows) = if epochs_run < config.epochs {
+    let (touched, rows, personal) = if epochs_run < config.epochs {
         let kept = touched_items(&seen, &negatives[..epochs_run]);
         let kept_local: Vec<usize> = kept.iter().map(|&i| local_index(i)).collect();
-        (kept, gather(&rows.view(), &kept_local))
+        let personal = personal.map(|p| gather(&p.view(), &kept_local));
+        (kept, gather(&rows.view(), &kept_local), personal)
     } else {
-        (touched, rows)
+        (touched, rows, personal)
     };
     state.model.0 = user;
 
@@ -238,9 +282,17 @@ pub fn train_local_observed(
         values: rows,
     });
     let samples = (seen.len() + per_epoch) as u64;
-    let update = ModelUpdate::from_training(global, &fusion, &trained_rows, samples);
-    if backbone.keeps_personal_items() {
-        state.personal_items.0 = Some(trained_rows.0);
+    let update = ModelUpdate::from_training(global, &dense, &trained_rows, samples);
+    match backbone.personal_items() {
+        PersonalItems::None => {}
+        PersonalItems::Replace => state.personal_items.0 = Some(trained_rows.0),
+        PersonalItems::Add => {
+            let trained = SparseRows {
+                ids: trained_rows.0.ids,
+                values: personal.expect("additive backbones train personal rows"),
+            };
+            state.personal_items.0 = Some(merge_rows(state.personal_items.0.take(), trained));
+        }
     }
     Ok((
         update,
@@ -249,6 +301,38 @@ pub fn train_local_observed(
             samples,
         },
     ))
+}
+
+/// The user's personal rows of `ids` (sorted), zero where none is kept yet.
+fn personal_rows_of(state: &PrivateState, ids: &[u32], dim: usize) -> Array2<f32> {
+    let mut out = Array2::zeros((ids.len(), dim));
+    if let Some(kept) = &state.personal_items.0 {
+        for (k, id) in ids.iter().enumerate() {
+            if let Ok(p) = kept.ids.binary_search(id) {
+                out.row_mut(k).assign(&kept.values.row(p));
+            }
+        }
+    }
+    out
+}
+
+/// `old` with `new`'s rows added or overwritten; ids stay sorted.
+fn merge_rows(old: Option<SparseRows>, new: SparseRows) -> SparseRows {
+    let Some(old) = old else {
+        return new;
+    };
+    let mut ids: Vec<u32> = old.ids.iter().chain(&new.ids).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut values = Array2::zeros((ids.len(), new.values.ncols()));
+    for (k, id) in ids.iter().enumerate() {
+        let row = match new.ids.binary_search(id) {
+            Ok(p) => new.values.row(p),
+            Err(_) => old.values.row(old.ids.binary_search(id).expect("an old id")),
+        };
+        values.row_mut(k).assign(&row);
+    }
+    SparseRows { ids, values }
 }
 
 /// The sorted, distinct items of `seen` and `negatives`.
@@ -310,5 +394,19 @@ mod tests {
             }
         }
         assert!(sample_negatives(&[0, 1, 2], 3, 5, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn merged_rows_keep_old_and_take_new() {
+        let rows = |ids: Vec<u32>, v: Vec<f32>| SparseRows {
+            values: Array2::from_shape_vec((ids.len(), 1), v).unwrap(),
+            ids,
+        };
+        let merged = merge_rows(
+            Some(rows(vec![1, 4, 7], vec![1.0, 4.0, 7.0])),
+            rows(vec![2, 4], vec![20.0, 40.0]),
+        );
+        assert_eq!(merged.ids, vec![1, 2, 4, 7]);
+        assert_eq!(merged.values.column(0).to_vec(), vec![1.0, 20.0, 40.0, 7.0]);
     }
 }

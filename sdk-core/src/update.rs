@@ -5,7 +5,7 @@ use ndarray::Array2;
 
 use crate::error::{Error, Result};
 use crate::model::params::{Global, Tensors};
-use crate::model::{Fusion, GlobalModel};
+use crate::model::{DenseParams, GlobalModel};
 
 /// Rows of an item table, by item id (ids ascending and unique).
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct ModelUpdate {
     pub samples: u64,
     /// Change of the item-ID rows the client touched.
     pub item_rows: SparseRows,
-    /// Change of the dense fusion parameters, in `Tensors::flatten` order.
+    /// Change of the dense parameters (fusion, FedNCF's towers), in `Tensors::flatten` order.
     pub dense: Vec<f32>,
 }
 
@@ -30,12 +30,12 @@ impl ModelUpdate {
     /// Takes only `Global` values: private state cannot reach an upload.
     pub fn from_training(
         base: &GlobalModel,
-        trained_fusion: &Global<Fusion>,
+        trained_dense: &Global<DenseParams>,
         trained_rows: &Global<SparseRows>,
         samples: u64,
     ) -> Self {
-        let base_dense = base.fusion.flatten();
-        let dense = trained_fusion
+        let base_dense = base.dense.flatten();
+        let dense = trained_dense
             .flatten()
             .iter()
             .zip(&base_dense)
@@ -62,7 +62,7 @@ impl ModelUpdate {
         if self.samples == 0 {
             return bad("zero samples".into());
         }
-        let expected = model.fusion.num_params();
+        let expected = model.dense.num_params();
         if self.dense.len() != expected {
             return bad(format!(
                 "{} dense values, model has {expected}",

@@ -23,7 +23,7 @@ fn update(
             ids: ids.to_vec(),
             values: Array2::from_elem((ids.len(), g.dim()), row_value),
         },
-        dense: vec![dense_value; g.fusion.num_params()],
+        dense: vec![dense_value; g.dense.num_params()],
     }
 }
 
@@ -51,7 +51,7 @@ fn fedavg_weights_by_samples_and_fcf_equally() {
     let (base, fedavg) = aggregate(Backbone::FedAvg, &ups);
     let (_, fcf) = aggregate(Backbone::Fcf, &ups);
     let d = |m: &GlobalModel, id: usize| m.items.0.0[(id, 0)] - base.items.0.0[(id, 0)];
-    let dense = |m: &GlobalModel| m.fusion.flatten()[0] - base.fusion.flatten()[0];
+    let dense = |m: &GlobalModel| m.dense.flatten()[0] - base.dense.flatten()[0];
     assert!((d(&fedavg, 1) - 2.0).abs() < 1e-5); // (3*1 + 1*5) / 4
     assert!((d(&fcf, 1) - 3.0).abs() < 1e-5); // (1 + 5) / 2
     // Row 2 was touched by one client only: its own change, not diluted.
@@ -110,7 +110,7 @@ fn server_adam_moves_dense_parameters_by_its_step_size() {
         &mut next,
         &mut ServerOptimizer::new(&ServerStep::Adam { lr: 0.01 }),
     );
-    let step = next.fusion.flatten()[0] - g.fusion.flatten()[0];
+    let step = next.dense.flatten()[0] - g.dense.flatten()[0];
     // Adam's first step is lr * sign(change), whatever the change's size.
     assert!((step - 0.01).abs() < 1e-4, "{step}");
 }

@@ -1,10 +1,12 @@
-//! Private state (router, head, PFedRec's personal item rows) survives across
-//! rounds, is what scoring uses, and differs between users.
+//! Private state (router, head or NeuMF user embeddings, PFedRec's and
+//! FedRAP's personal item rows) survives across rounds, is what scoring
+//! uses, and differs between users.
 
 mod common;
 
 use common::Fixture;
 use fedmr_core::model::Backbone;
+use fedmr_core::model::head::UserHead;
 use fedmr_core::rank::{ItemViews, preference, score_all};
 use fedmr_core::train::TrainConfig;
 
@@ -48,7 +50,10 @@ fn scoring_uses_the_private_head_router_and_personal_rows() {
     let scores = score_all(g, cat, &views, &state, &user.train);
 
     let mut other_head = state.clone();
-    other_head.model.0.head.theta.mapv_inplace(|v| -v);
+    let UserHead::Linear(head) = &mut other_head.model.0.head else {
+        panic!("PFedRec has a linear head");
+    };
+    head.theta.mapv_inplace(|v| -v);
     assert_ne!(scores, score_all(g, cat, &views, &other_head, &user.train));
 
     let mut other_router = state.clone();
@@ -85,4 +90,54 @@ fn users_with_different_histories_get_different_router_weights() {
         a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4),
         "{a} vs {b}"
     );
+}
+
+#[test]
+fn fedrap_personal_rows_accumulate_and_are_added_to_the_view() {
+    let f = Fixture::new(Backbone::FedRap);
+    let (g, cat) = (&f.global, &f.catalog);
+    let user = &f.users[0];
+    let mut state = f.state(9);
+    let round = |r: u64| TrainConfig {
+        round: r,
+        ..step()
+    };
+    f.train(&mut state, &user.train, &round(1), 1).unwrap();
+    let first = state.personal_items.0.clone().expect("FedRAP keeps P_u");
+    f.train(&mut state, &user.train, &round(2), 2).unwrap();
+    let second = state.personal_items.0.clone().unwrap();
+    // Rows of round 1 stay (each round samples other negatives).
+    assert!(first.ids.iter().all(|id| second.ids.binary_search(id).is_ok()));
+    assert!(second.ids.len() > first.ids.len());
+
+    let views = ItemViews::compute(g, cat);
+    let with = score_all(g, cat, &views, &state, &user.train);
+    let mut without_rows = state.clone();
+    without_rows.personal_items.0 = None;
+    let without = score_all(g, cat, &views, &without_rows, &user.train);
+    for i in 0..f.ds.n_items {
+        let personal = second.ids.binary_search(&(i as u32)).is_ok();
+        assert_eq!(with[i] != without[i], personal, "item {i}");
+    }
+}
+
+#[test]
+fn fedncf_user_embeddings_are_private_and_carried_over() {
+    let f = Fixture::new(Backbone::FedNcf);
+    let (g, cat) = (&f.global, &f.catalog);
+    let user = &f.users[0];
+    let mut kept = f.state(9);
+    let before = kept.clone();
+    let (update, _) = f.train(&mut kept, &user.train, &step(), 1).unwrap();
+    assert!(matches!(kept.model.0.head, UserHead::NeuMf(_)));
+    assert_ne!(kept.model.0.head, before.model.0.head, "embeddings trained");
+    // The upload carries the towers (global), never the user embeddings.
+    use fedmr_core::model::params::Tensors;
+    assert_eq!(update.dense.len(), g.dense.num_params());
+    assert!(g.ncf().is_some() && g.ncf().unwrap().num_params() > 0);
+    assert!(kept.personal_items.0.is_none());
+
+    let views = ItemViews::compute(g, cat);
+    let scores = score_all(g, cat, &views, &kept, &user.train);
+    assert_ne!(scores, score_all(g, cat, &views, &before, &user.train));
 }

@@ -17,6 +17,7 @@ fn loss_decreases_over_local_epochs() {
         lr: 0.5,
         epochs: 30,
         negatives: 1,
+        ..TrainConfig::default()
     };
     let (_, report) = f.train(&mut state, &f.users[0].train, &train, 1).unwrap();
     let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
@@ -54,7 +55,7 @@ fn update_holds_global_changes_only() {
         .train(&mut state, &user.train, &TrainConfig::default(), 3)
         .unwrap();
     // Dense part: exactly the fusion parameters, nothing of the router or head.
-    assert_eq!(update.dense.len(), f.global.fusion.num_params());
+    assert_eq!(update.dense.len(), f.global.dense.num_params());
     assert!(update.dense.iter().any(|&d| d != 0.0));
     // Sparse part: the positives and the sampled negatives, no other rows.
     let mut positives = user.train.clone();
@@ -93,6 +94,7 @@ fn bad_inputs_are_errors() {
         item_lr: None,
         epochs: 3,
         negatives: 1,
+        ..TrainConfig::default()
     };
     let err = f.train(&mut state, &[0, 1, 2], &huge, 1);
     assert!(

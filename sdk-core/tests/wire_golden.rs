@@ -35,6 +35,7 @@ fn train() -> TrainConfig {
         item_lr: Some(3.0),
         epochs: 2,
         negatives: 1,
+        ..TrainConfig::default()
     }
 }
 

@@ -110,7 +110,7 @@ fn main() {
     let shape = Shape {
         n_items: global.n_items(),
         dim: global.dim(),
-        dense: global.fusion.num_params(),
+        dense: global.dense.num_params(),
         rows: 0,
     };
     let target: usize = env_or("FEDMR_LOAD_BYTES", 50_000);

@@ -431,7 +431,7 @@ fn resumes_after_sigkill_without_losing_or_repeating_updates() {
     let shape = Arc::new(Shape {
         n_items: genesis.n_items(),
         dim: genesis.dim(),
-        dense: genesis.fusion.num_params(),
+        dense: genesis.dense.num_params(),
     });
     let bodies = {
         let shape = shape.clone();

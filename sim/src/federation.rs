@@ -140,6 +140,12 @@ impl<C: Coordinator> Federation<C> {
         let selected = self.selected(round);
         let global = self.coordinator.global().clone();
         let (config, catalog) = (&self.config, &self.catalog);
+        // Round r (0-based) trains on model version r + 1, as over HTTP.
+        let train = TrainConfig {
+            round: round as u64 + 1,
+            ..config.train.clone()
+        };
+        let train = &train;
         let mut chosen = vec![false; self.phones.len()];
         selected.iter().for_each(|&i| chosen[i] = true);
         let mut phones: Vec<&mut Phone> = self
@@ -170,7 +176,7 @@ impl<C: Coordinator> Federation<C> {
                                         config.model.backbone,
                                         &mut phone.state,
                                         &phone.data.train,
-                                        &config.train,
+                                        train,
                                         &mut rng,
                                     )?;
                                     Ok((update, *report.epoch_losses.last().unwrap_or(&f32::NAN)))

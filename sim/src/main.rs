@@ -166,6 +166,7 @@ fn sim_config(
             item_lr,
             epochs: c.epochs,
             negatives: c.negatives,
+            ..TrainConfig::default()
         },
         server_step: match c.server_adam {
             Some(lr) => ServerStep::Adam { lr },

@@ -35,6 +35,7 @@ fn config(backbone: Backbone, fusion: FusionMode, threads: usize) -> SimConfig {
             epochs: 5,
             negatives: 1,
             item_lr: None,
+            ..TrainConfig::default()
         },
         rounds: 6,
         patience: 100,
@@ -142,6 +143,7 @@ fn ku_short_run_beats_popularity() {
             epochs: 5,
             negatives: 1,
             item_lr: None,
+            ..TrainConfig::default()
         },
         rounds: 15,
         patience: 100,

@@ -40,6 +40,7 @@ fn config(backbone: Backbone, fusion: FusionMode, clients_per_round: Option<usiz
             item_lr: Some(2.0),
             epochs: 3,
             negatives: 1,
+            ..TrainConfig::default()
         },
         rounds: 4,
         patience: 100,

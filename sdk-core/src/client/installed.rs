@@ -81,7 +81,7 @@ impl InstalledModel {
                 catalog.keys.len()
             )));
         }
-        let model_dims = match &self.global.fusion.0 {
+        let model_dims = match self.global.fusion() {
             crate::model::Fusion::IdOnly => None,
             crate::model::Fusion::Mffm(m) => Some(m.modality_dims()),
         };

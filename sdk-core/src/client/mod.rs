@@ -26,7 +26,7 @@ use crate::wire::{CatalogMessage, ModelMessage};
 use crate::{Error, Result};
 use installed::{Installed, InstalledCatalog, InstalledModel};
 use private::{PrivateRecord, load_state};
-use ranking::{ExpertScores, History};
+use ranking::{History, ItemScores};
 pub use sync::{Remote, SyncReport, UploadReport};
 pub use types::{
     CancelFlag, ClientConfig, ExpertWeight, ModalityShare, PendingUpload, Preferences,
@@ -42,7 +42,9 @@ struct RankingContext {
 #[derive(Default)]
 struct Caches {
     /// (state generation, scores)
-    scores: Option<(u64, Arc<ExpertScores>)>,
+    /// Keyed by (state generation, history generation); the history part
+    /// is ignored for scores that do not depend on the router weights.
+    scores: Option<((u64, u64), Arc<ItemScores>)>,
     /// ((state generation, history generation), context)
     context: Option<((u64, u64), Arc<RankingContext>)>,
 }
@@ -240,14 +242,10 @@ impl Client {
         let history_generation = self.history_generation.load(Ordering::SeqCst);
         let installed = self.installed();
         let (catalog, model) = installed.ready()?;
+        let key = (generation, history_generation);
         let mut caches = lock(&self.caches);
-        let scores = self.expert_scores(&mut caches, generation, catalog, model)?;
-        let context = self.ranking_context(
-            &mut caches,
-            (generation, history_generation),
-            catalog,
-            model,
-        )?;
+        let context = self.ranking_context(&mut caches, key, catalog, model)?;
+        let scores = self.item_scores(&mut caches, key, catalog, model, &context.weights)?;
         drop(caches);
         let combined = scores.combine(&context.weights);
         Ok((installed, combined, context))
@@ -365,27 +363,30 @@ impl Client {
         self.config.seed.unwrap_or(0)
     }
 
-    fn expert_scores(
+    fn item_scores(
         &self,
         caches: &mut Caches,
-        generation: u64,
+        key: (u64, u64),
         catalog: &InstalledCatalog,
         model: &InstalledModel,
-    ) -> Result<Arc<ExpertScores>> {
-        if let Some((g, scores)) = &caches.scores
-            && *g == generation
+        weights: &ndarray::Array1<f32>,
+    ) -> Result<Arc<ItemScores>> {
+        if let Some((k, scores)) = &caches.scores
+            && k.0 == key.0
+            && (k.1 == key.1 || scores.independent_of_weights())
         {
             return Ok(scores.clone());
         }
         let state = load_state(self.private_record()?.as_ref(), model, self.init_seed())?;
-        let scores = Arc::new(ExpertScores::compute(
+        let scores = Arc::new(ItemScores::compute(
             &self.store,
             catalog,
             model,
             &state,
+            weights,
             ranking::CHUNK,
         )?);
-        caches.scores = Some((generation, scores.clone()));
+        caches.scores = Some((key, scores.clone()));
         Ok(scores)
     }
 

@@ -1,11 +1,13 @@
 //! Scoring for `recommend` and `preferences`, without ever holding every
 //! item's views or features in memory.
 //!
-//! The head is linear, so a user's score of item i is
+//! With a linear head a user's score of item i is
 //! `b + sum_j w_j (F_j(i) . theta)`: the per-expert scores `F_j(i) . theta`
 //! depend on the model and the private state only, and are cached (3 floats
 //! per item); the router weights `w_j` depend on the history and are cheap
 //! to recompute. A warm `recommend` is then one weighted sum and a top-k.
+//! FedNCF's NeuMF head is not linear in the view: its final scores are
+//! cached per router weights, so a history change costs a catalog scan.
 
 use std::collections::HashSet;
 
@@ -13,18 +15,23 @@ use ndarray::{Array1, Array2, s};
 
 use super::installed::{InstalledCatalog, InstalledModel, decode_rows};
 use super::types::{ExpertWeight, ModalityShare, Preferences};
-use crate::model::stack::expert_weights;
-use crate::model::{Catalog, Fusion, PrivateState};
+use crate::model::stack::{expert_weights, item_view, mix};
+use crate::model::{Catalog, Fusion, PersonalItems, PrivateState};
+use crate::rank::additive_rows;
 use crate::store::Store;
 use crate::{Error, Result};
 
 /// Items per chunk when scanning the catalog: bounds memory to a few MB.
 pub(crate) const CHUNK: usize = 2048;
 
-/// Per-expert scores of every item for one (model, private state).
-pub(crate) struct ExpertScores {
-    pub per_expert: Vec<Vec<f32>>,
-    pub bias: f32,
+/// Every item's scores for one (model, private state).
+pub(crate) enum ItemScores {
+    /// Linear head: `F_j(i) . theta` per expert (FedRAP's `P_i . theta`
+    /// added to each: the weights sum to one), combined under any weights.
+    PerExpert { per_expert: Vec<Vec<f32>>, bias: f32 },
+    /// A head not linear in the view (NeuMF): final scores, valid for the
+    /// router weights they were computed with only.
+    Final(Vec<f32>),
 }
 
 /// The user's history as the model sees it.
@@ -73,14 +80,15 @@ fn views(
     feature_rows: &[Vec<u8>],
     dims: &[usize],
 ) -> Result<Vec<Array2<f32>>> {
-    if let Some(personal) = &state.personal_items.0 {
+    if let (Some(personal), PersonalItems::Replace) = (&state.personal_items.0, state.personal_kind)
+    {
         for (k, id) in ids.iter().enumerate() {
             if let Ok(p) = personal.ids.binary_search(id) {
                 id_rows.row_mut(k).assign(&personal.values.row(p));
             }
         }
     }
-    Ok(match &model.global.fusion.0 {
+    Ok(match model.global.fusion() {
         Fusion::IdOnly => vec![id_rows],
         fusion => {
             let features = decode_rows(feature_rows, dims)?;
@@ -110,7 +118,7 @@ pub(crate) fn views_of(
     state: &PrivateState,
     ids: &[u32],
 ) -> Result<Vec<Array2<f32>>> {
-    let feature_rows = match model.global.fusion.0 {
+    let feature_rows = match *model.global.fusion() {
         Fusion::IdOnly => Vec::new(),
         _ => {
             let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
@@ -128,39 +136,54 @@ pub(crate) fn views_of(
     )
 }
 
-impl ExpertScores {
-    /// Scans the catalog once, `chunk` items at a time.
+impl ItemScores {
+    /// Scans the catalog once, `chunk` items at a time. `weights` (the
+    /// user's router weights) are used only by heads that need them.
     pub fn compute(
         store: &Store,
         catalog: &InstalledCatalog,
         model: &InstalledModel,
         state: &PrivateState,
+        weights: &Array1<f32>,
         chunk: usize,
     ) -> Result<Self> {
-        let head = &state.model.0.head;
-        let experts = model.global.fusion.experts();
-        let n = model.global.n_items();
-        let mut per_expert = vec![Vec::with_capacity(n); experts];
+        let global = &model.global;
+        let user = &state.model.0;
+        let linear = user.head.linear().filter(|_| !global.dense.adds_id_to_view());
+        let n = global.n_items();
+        let outputs = if linear.is_some() { weights.len() } else { 1 };
+        let mut columns = vec![Vec::with_capacity(n); outputs];
         let dims = catalog.modality_dims();
         let mut add_chunk = |first: usize, feature_rows: &[Vec<u8>], len: usize| -> Result<()> {
             let ids: Vec<u32> = (first as u32..(first + len) as u32).collect();
-            let rows = model
-                .global
-                .items
-                .0
-                .0
-                .slice(s![first..first + len, ..])
-                .to_owned();
-            for (scores, v) in
-                per_expert
-                    .iter_mut()
-                    .zip(views(model, state, &ids, rows, feature_rows, &dims)?)
-            {
-                scores.extend(v.dot(&head.theta));
+            let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
+            let rows = global.items.0.0.slice(s![first..first + len, ..]).to_owned();
+            let personal = additive_rows(state, &as_usize, global.dim());
+            let expert_views = views(model, state, &ids, rows.clone(), feature_rows, &dims)?;
+            match linear {
+                Some(head) => {
+                    let extra = personal.map(|p| p.dot(&head.theta));
+                    for (scores, v) in columns.iter_mut().zip(expert_views) {
+                        let mut s = v.dot(&head.theta);
+                        if let Some(e) = &extra {
+                            s += e;
+                        }
+                        scores.extend(s);
+                    }
+                }
+                None => {
+                    let view = item_view(
+                        &global.dense,
+                        mix(&expert_views, &weights.view()),
+                        &rows.view(),
+                        personal.as_ref().map(|p| p.view()).as_ref(),
+                    );
+                    columns[0].extend(user.head.score(global.ncf(), &view.view()));
+                }
             }
             Ok(())
         };
-        match model.global.fusion.0 {
+        match *model.global.fusion() {
             Fusion::IdOnly => {
                 for first in (0..n).step_by(chunk) {
                     add_chunk(first, &[], chunk.min(n - first))?;
@@ -169,21 +192,34 @@ impl ExpertScores {
             _ => store
                 .for_each_feature_chunk(chunk, |first, rows| add_chunk(first, rows, rows.len()))?,
         }
-        if per_expert.iter().any(|s| s.len() != n) {
+        if columns.iter().any(|s| s.len() != n) {
             return Err(Error::Store(format!(
                 "catalog table has a different item count than the model's {n}"
             )));
         }
-        Ok(ExpertScores {
-            per_expert,
-            bias: head.bias[0],
+        Ok(match linear {
+            Some(head) => ItemScores::PerExpert {
+                per_expert: columns,
+                bias: head.bias[0],
+            },
+            None => ItemScores::Final(columns.remove(0)),
         })
     }
 
-    /// Scores of every item under expert weights `weights`.
+    /// Whether these scores hold for other router weights too.
+    pub fn independent_of_weights(&self) -> bool {
+        matches!(self, ItemScores::PerExpert { .. })
+    }
+
+    /// Scores of every item under expert weights `weights` (for `Final`,
+    /// the weights they were computed with).
     pub fn combine(&self, weights: &Array1<f32>) -> Vec<f32> {
-        let mut scores = vec![self.bias; self.per_expert[0].len()];
-        for (expert, &w) in self.per_expert.iter().zip(weights) {
+        let (per_expert, bias) = match self {
+            ItemScores::Final(scores) => return scores.clone(),
+            ItemScores::PerExpert { per_expert, bias } => (per_expert, *bias),
+        };
+        let mut scores = vec![bias; per_expert[0].len()];
+        for (expert, &w) in per_expert.iter().zip(weights) {
             for (s, &e) in scores.iter_mut().zip(expert) {
                 *s += w * e;
             }
@@ -201,7 +237,7 @@ pub(crate) fn router_weights(
     positives: &[u32],
 ) -> Result<Array1<f32>> {
     if state.model.0.router.is_none() {
-        let experts = model.global.fusion.experts();
+        let experts = model.global.fusion().experts();
         return Ok(Array1::from_elem(experts, 1.0 / experts as f32));
     }
     let hv = views_of(store, catalog, model, state, positives)?;
@@ -263,7 +299,7 @@ pub(crate) fn preferences(
     trained: bool,
 ) -> Result<Preferences> {
     let weights = router_weights(store, catalog, model, state, positives)?;
-    let (names, modalities): (Vec<String>, _) = match &model.global.fusion.0 {
+    let (names, modalities): (Vec<String>, _) = match model.global.fusion() {
         Fusion::IdOnly => (vec!["id".into()], None),
         Fusion::Mffm(m) => {
             let names = m
@@ -271,7 +307,10 @@ pub(crate) fn preferences(
                 .iter()
                 .map(|e| format!("{e:?}").to_lowercase())
                 .collect();
-            let shares = if m.experts.contains(&crate::model::Expert::Sum) && !positives.is_empty()
+            let linear = state.model.0.head.linear().is_some();
+            let shares = if linear
+                && m.experts.contains(&crate::model::Expert::Sum)
+                && !positives.is_empty()
             {
                 Some(sum_expert_shares(
                     store, catalog, model, state, m, positives,
@@ -306,7 +345,8 @@ fn sum_expert_shares(
     let as_usize: Vec<usize> = positives.iter().map(|&i| i as usize).collect();
     let features = decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?;
     let mut id_rows = id_rows_of(model, positives);
-    if let Some(personal) = &state.personal_items.0 {
+    if let (Some(personal), PersonalItems::Replace) = (&state.personal_items.0, state.personal_kind)
+    {
         for (k, id) in positives.iter().enumerate() {
             if let Ok(p) = personal.ids.binary_search(id) {
                 id_rows.row_mut(k).assign(&personal.values.row(p));
@@ -316,7 +356,10 @@ fn sum_expert_shares(
     let feature_views: Vec<_> = features.iter().map(|f| f.view()).collect();
     let id_view = id_rows.view();
     let z = mffm.normalized_inputs(mffm.use_id.then_some(&id_view), &feature_views);
-    let theta = &state.model.0.head.theta;
+    let Some(head) = state.model.0.head.linear() else {
+        return Ok(Vec::new());
+    };
+    let theta = &head.theta;
     let contributions: Vec<Array1<f32>> = z.iter().map(|zk| zk.dot(theta).mapv(f32::abs)).collect();
     let mut shares = vec![0f32; z.len()];
     for item in 0..positives.len() {
@@ -391,7 +434,7 @@ mod tests {
         };
         let history = [3u32, 9, 27, 31];
 
-        for backbone in [Backbone::FedAvg, Backbone::PFedRec] {
+        for backbone in Backbone::ALL {
             for fusion in [FusionMode::full(), FusionMode::IdOnly] {
                 let config = ModelConfig {
                     backbone,
@@ -401,19 +444,28 @@ mod tests {
                 };
                 let global = GlobalModel::new(&config, &rounded, 2).unwrap();
                 let mut state = PrivateState::new(&config, &global, 4);
-                train_local(
-                    &global,
-                    &rounded,
-                    backbone,
-                    &mut state,
-                    &history,
-                    &TrainConfig::default(),
-                    &mut Rng::new(5),
-                )
-                .unwrap();
+                // Two rounds, so FedRAP's personal rows exist for items
+                // trained in the first round only too.
+                for round in 1..=2 {
+                    let train = TrainConfig {
+                        round,
+                        ..TrainConfig::default()
+                    };
+                    let positives = &history[..history.len() - 2 + round as usize];
+                    train_local(
+                        &global,
+                        &rounded,
+                        backbone,
+                        &mut state,
+                        positives,
+                        &train,
+                        &mut Rng::new(5 + round),
+                    )
+                    .unwrap();
+                }
                 assert_eq!(
                     state.personal_items.0.is_some(),
-                    backbone == Backbone::PFedRec
+                    matches!(backbone, Backbone::PFedRec | Backbone::FedRap)
                 );
                 let msg = ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global);
                 let model = InstalledModel::from_message(msg, global.clone(), [0; 32]);
@@ -425,8 +477,9 @@ mod tests {
                     &state,
                     &history,
                 );
-                let scores = ExpertScores::compute(&store, &catalog, &model, &state, 7).unwrap();
                 let weights = router_weights(&store, &catalog, &model, &state, &history).unwrap();
+                let scores =
+                    ItemScores::compute(&store, &catalog, &model, &state, &weights, 7).unwrap();
                 let got = scores.combine(&weights);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(

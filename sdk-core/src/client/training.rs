@@ -11,7 +11,7 @@ use super::types::{TrainOptions, TrainReport};
 use super::{Client, random_u64};
 use crate::rng::Rng;
 use crate::store::NewUpdate;
-use crate::train::{EpochProgress, Flow, train_local_observed};
+use crate::train::{EpochProgress, Flow, TrainConfig, train_local_observed};
 use crate::wire::UpdateMessage;
 use crate::{Error, Result};
 
@@ -25,10 +25,14 @@ impl Client {
         let started = Instant::now();
         let installed = self.installed();
         let (catalog, model) = installed.ready()?;
-        let config = options
-            .config
-            .clone()
-            .unwrap_or_else(|| model.train.clone());
+        let config = TrainConfig {
+            // One round per published model version.
+            round: model.version,
+            ..options
+                .config
+                .clone()
+                .unwrap_or_else(|| model.train.clone())
+        };
         config.validate()?;
         let history = History::load(&self.store, catalog)?;
         if history.positives.is_empty() {

@@ -1,7 +1,6 @@
 //! The ID-based federated recommenders FedMR plugs into (FEDMR.md,
 //! "Backbones"). What differs between them is here; the shared math is in
-//! `stack.rs`. FedNCF and FedRAP add their own user-side models through this
-//! same enum.
+//! `stack.rs`, NeuMF in `ncf.rs`, FedRAP's regularisers in `rap.rs`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,22 +16,49 @@ pub enum Backbone {
     Fcf,
     /// Also fine-tunes the item table locally and scores with that personal copy.
     PFedRec,
+    /// NeuMF: GMF and MLP towers (global) over private user embeddings.
+    FedNcf,
+    /// Item view = private personal rows P_u + global common rows Q, with
+    /// FedRAP's regularisers.
+    FedRap,
+}
+
+/// What a client does with the item rows it trained locally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersonalItems {
+    /// Nothing: only their change is uploaded.
+    None,
+    /// Keeps them and scores with them in place of the global rows (PFedRec).
+    Replace,
+    /// Keeps a separate personal part added to the global rows (FedRAP's P_u).
+    Add,
 }
 
 impl Backbone {
-    pub const ALL: [Backbone; 3] = [Backbone::FedAvg, Backbone::Fcf, Backbone::PFedRec];
+    pub const ALL: [Backbone; 5] = [
+        Backbone::FedAvg,
+        Backbone::Fcf,
+        Backbone::FedNcf,
+        Backbone::PFedRec,
+        Backbone::FedRap,
+    ];
 
     /// The weight of a client's update in the server's average.
     pub fn aggregation_weight(self, samples: u64) -> f64 {
         match self {
             Backbone::Fcf => 1.0,
-            Backbone::FedAvg | Backbone::PFedRec => samples as f64,
+            Backbone::FedAvg | Backbone::PFedRec | Backbone::FedNcf | Backbone::FedRap => {
+                samples as f64
+            }
         }
     }
 
-    /// Whether the client keeps its locally trained item rows for scoring.
-    pub fn keeps_personal_items(self) -> bool {
-        matches!(self, Backbone::PFedRec)
+    pub fn personal_items(self) -> PersonalItems {
+        match self {
+            Backbone::PFedRec => PersonalItems::Replace,
+            Backbone::FedRap => PersonalItems::Add,
+            Backbone::FedAvg | Backbone::Fcf | Backbone::FedNcf => PersonalItems::None,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -40,6 +66,8 @@ impl Backbone {
             Backbone::FedAvg => "fedavg",
             Backbone::Fcf => "fcf",
             Backbone::PFedRec => "pfedrec",
+            Backbone::FedNcf => "fedncf",
+            Backbone::FedRap => "fedrap",
         }
     }
 }
@@ -56,6 +84,6 @@ impl FromStr for Backbone {
         Backbone::ALL
             .into_iter()
             .find(|b| b.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown backbone '{s}' (expected fedavg, fcf or pfedrec)"))
+            .ok_or_else(|| format!("unknown backbone '{s}' (expected fedavg, fcf, fedncf, pfedrec or fedrap)"))
     }
 }

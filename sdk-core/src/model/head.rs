@@ -1,10 +1,100 @@
-//! The user's private linear score head: s_i = theta_u . v_i + b_u.
-//! For FedAvg, FCF and PFedRec, theta_u plays the role of the user embedding.
+//! The user's private score head. Linear, s_i = theta_u . v_i + b_u, for
+//! FedAvg, FCF, PFedRec and FedRAP (theta_u plays the role of the user
+//! embedding); NeuMF's two user embeddings for FedNCF, whose towers are global.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::params::impl_tensors;
+use super::ncf::{NcfCache, NcfTower, NcfUser};
+use super::params::{Tensors, impl_tensors};
 use crate::rng::Rng;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserHead {
+    Linear(LinearHead),
+    NeuMf(NcfUser),
+}
+
+impl Tensors for UserHead {
+    fn visit(&self, f: &mut dyn FnMut(&[f32])) {
+        match self {
+            UserHead::Linear(h) => h.visit(f),
+            UserHead::NeuMf(u) => u.visit(f),
+        }
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+        match self {
+            UserHead::Linear(h) => h.visit_mut(f),
+            UserHead::NeuMf(u) => u.visit_mut(f),
+        }
+    }
+}
+
+pub enum HeadCache {
+    Linear,
+    NeuMf(NcfCache),
+}
+
+/// The global NeuMF tower a `UserHead::NeuMf` scores with. Their presence
+/// together is fixed by the backbone when a model is built.
+fn tower_of(tower: Option<&NcfTower>) -> &NcfTower {
+    tower.expect("a NeuMF head comes with the model's global tower")
+}
+
+impl UserHead {
+    /// The linear head, whose scores are linear in the item view (ranking
+    /// caches per-expert scores for it).
+    pub fn linear(&self) -> Option<&LinearHead> {
+        match self {
+            UserHead::Linear(h) => Some(h),
+            UserHead::NeuMf(_) => None,
+        }
+    }
+
+    pub fn forward(
+        &self,
+        tower: Option<&NcfTower>,
+        items: &ArrayView2<f32>,
+    ) -> (Array1<f32>, HeadCache) {
+        match self {
+            UserHead::Linear(h) => (h.forward(items), HeadCache::Linear),
+            UserHead::NeuMf(u) => {
+                let (scores, cache) = tower_of(tower).forward(u, items);
+                (scores, HeadCache::NeuMf(cache))
+            }
+        }
+    }
+
+    pub fn score(&self, tower: Option<&NcfTower>, items: &ArrayView2<f32>) -> Array1<f32> {
+        self.forward(tower, items).0
+    }
+
+    /// Adds the user's (and the tower's) gradients; returns dL/d(items).
+    pub fn backward(
+        &self,
+        tower: Option<&NcfTower>,
+        items: &ArrayView2<f32>,
+        cache: &HeadCache,
+        d_scores: &ArrayView1<f32>,
+        grad: &mut UserHead,
+        tower_grad: Option<&mut NcfTower>,
+    ) -> Array2<f32> {
+        match (self, cache, grad) {
+            (UserHead::Linear(h), HeadCache::Linear, UserHead::Linear(g)) => {
+                h.backward(items, d_scores, g)
+            }
+            (UserHead::NeuMf(u), HeadCache::NeuMf(c), UserHead::NeuMf(g)) => tower_of(tower)
+                .backward(
+                    u,
+                    items,
+                    c,
+                    d_scores,
+                    tower_grad.expect("tower gradient"),
+                    g,
+                ),
+            _ => unreachable!("gradient and cache have the head's shape"),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearHead {
@@ -45,7 +135,6 @@ impl_tensors!(LinearHead { theta, bias });
 mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{check_input_grad, check_param_grads, random_matrix};
-    use crate::model::params::Tensors;
     use ndarray::Axis;
 
     #[test]

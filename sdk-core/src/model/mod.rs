@@ -5,17 +5,20 @@ pub mod backbone;
 pub mod head;
 pub mod layers;
 pub mod mffm;
+pub mod ncf;
 pub mod optim;
 pub mod params;
+pub mod rap;
 pub mod router;
 pub mod stack;
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-pub use backbone::Backbone;
-use head::LinearHead;
+pub use backbone::{Backbone, PersonalItems};
+use head::{LinearHead, UserHead};
 pub use mffm::{Expert, Mffm};
+use ncf::{NcfTower, NcfUser};
 use params::{Global, Private, Tensors, impl_tensors};
 use router::Router;
 
@@ -136,6 +139,32 @@ impl Fusion {
     }
 }
 
+/// The global parameters other than the item table: sent whole, averaged
+/// whole, in this order on the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseParams {
+    pub fusion: Fusion,
+    /// FedNCF's towers; `None` for every other backbone.
+    pub ncf: Option<NcfTower>,
+}
+
+impl_tensors!(DenseParams { fusion, ncf });
+
+impl DenseParams {
+    fn new(config: &ModelConfig, modality_dims: &[usize], rng: &mut Rng) -> Self {
+        let fusion = Fusion::new(config, modality_dims, rng);
+        let ncf = (config.backbone == Backbone::FedNcf).then(|| NcfTower::new(config.dim, rng));
+        DenseParams { fusion, ncf }
+    }
+
+    /// Whether the item view is the ID row plus the fused view rather than
+    /// the fused view alone: FedNCF + MFFM adds MFFM's view to the item
+    /// embedding of its towers.
+    pub fn adds_id_to_view(&self) -> bool {
+        self.ncf.is_some() && matches!(self.fusion, Fusion::Mffm(_))
+    }
+}
+
 /// The item-ID embedding table (N x d). Global, but sent as touched rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemTable(pub Array2<f32>);
@@ -144,7 +173,7 @@ pub struct ItemTable(pub Array2<f32>);
 #[derive(Clone, Debug, PartialEq)]
 pub struct GlobalModel {
     pub items: Global<ItemTable>,
-    pub fusion: Global<Fusion>,
+    pub dense: Global<DenseParams>,
 }
 
 impl GlobalModel {
@@ -154,20 +183,20 @@ impl GlobalModel {
         let items = Array2::from_shape_simple_fn((catalog.n_items, config.dim), || {
             rng.normal() as f32 * config.init_std
         });
-        let fusion = Fusion::new(config, &catalog.modality_dims(), &mut rng);
+        let dense = DenseParams::new(config, &catalog.modality_dims(), &mut rng);
         Ok(GlobalModel {
             items: Global(ItemTable(items)),
-            fusion: Global(fusion),
+            dense: Global(dense),
         })
     }
 
     /// A model of `config`'s structure for these modality sizes, with the
-    /// given item table and dense fusion parameters (as sent on the wire).
+    /// given item table and dense parameters (as sent on the wire).
     pub fn from_parts(
         config: &ModelConfig,
         modality_dims: &[usize],
         items: Array2<f32>,
-        fusion_params: &[f32],
+        dense_params: &[f32],
     ) -> Result<Self> {
         validate_structure(config, modality_dims)?;
         if items.ncols() != config.dim {
@@ -178,15 +207,15 @@ impl GlobalModel {
             )));
         }
         // The initial values are overwritten; only the structure matters.
-        let mut fusion = Fusion::new(config, modality_dims, &mut Rng::new(0));
-        fusion
-            .load_flat(fusion_params)
-            .map_err(|m| Error::Shape(format!("fusion parameters: {m}")))?;
+        let mut dense = DenseParams::new(config, modality_dims, &mut Rng::new(0));
+        dense
+            .load_flat(dense_params)
+            .map_err(|m| Error::Shape(format!("dense parameters: {m}")))?;
         let model = GlobalModel {
             items: Global(ItemTable(items)),
-            fusion: Global(fusion),
+            dense: Global(dense),
         };
-        if !(model.fusion.all_finite() && model.items.0.0.iter().all(|v| v.is_finite())) {
+        if !(model.dense.all_finite() && model.items.0.0.iter().all(|v| v.is_finite())) {
             return Err(Error::Shape("non-finite model parameter".into()));
         }
         Ok(model)
@@ -198,6 +227,14 @@ impl GlobalModel {
 
     pub fn dim(&self) -> usize {
         self.items.0.0.ncols()
+    }
+
+    pub fn fusion(&self) -> &Fusion {
+        &self.dense.0.fusion
+    }
+
+    pub fn ncf(&self) -> Option<&NcfTower> {
+        self.dense.0.ncf.as_ref()
     }
 }
 
@@ -265,7 +302,7 @@ fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<(
 /// The user's own model: score head and (with more than one expert) router.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserModel {
-    pub head: LinearHead,
+    pub head: UserHead,
     pub router: Option<Router>,
 }
 
@@ -275,19 +312,26 @@ impl_tensors!(UserModel { head, router });
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrivateState {
     pub model: Private<UserModel>,
-    /// PFedRec's locally fine-tuned item rows from the user's last round.
+    /// Personal item rows: PFedRec's locally fine-tuned rows from the
+    /// user's last round, or FedRAP's P_u.
     pub personal_items: Private<Option<SparseRows>>,
+    /// How `personal_items` enter the user's item views (set by the backbone).
+    pub personal_kind: PersonalItems,
 }
 
 impl PrivateState {
     pub fn new(config: &ModelConfig, global: &GlobalModel, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let head = LinearHead::new(config.dim, config.init_std, &mut rng);
-        let experts = global.fusion.experts();
+        let head = match config.backbone {
+            Backbone::FedNcf => UserHead::NeuMf(NcfUser::new(config.dim, config.init_std, &mut rng)),
+            _ => UserHead::Linear(LinearHead::new(config.dim, config.init_std, &mut rng)),
+        };
+        let experts = global.fusion().experts();
         let router = (experts > 1).then(|| Router::new(experts, config.dim, &mut rng));
         PrivateState {
             model: Private(UserModel { head, router }),
             personal_items: Private(None),
+            personal_kind: config.backbone.personal_items(),
         }
     }
 }

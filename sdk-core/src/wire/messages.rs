@@ -160,7 +160,7 @@ pub struct ModelMessage {
     pub n_items: u32,
     /// `n_items x config.dim`, row-major.
     pub item_table: Vec<f32>,
-    /// Dense fusion parameters in `Tensors::flatten` order.
+    /// Dense parameters (fusion, then FedNCF's towers) in `Tensors::flatten` order.
     pub fusion: Vec<f32>,
 }
 
@@ -172,7 +172,7 @@ impl ModelMessage {
         train: &TrainConfig,
         model: &GlobalModel,
     ) -> Self {
-        let modality_dims = match &model.fusion.0 {
+        let modality_dims = match model.fusion() {
             crate::model::Fusion::IdOnly => Vec::new(),
             crate::model::Fusion::Mffm(m) => m.modality_dims().iter().map(|&d| d as u32).collect(),
         };
@@ -184,7 +184,7 @@ impl ModelMessage {
             modality_dims,
             n_items: model.n_items() as u32,
             item_table: model.items.0.0.iter().copied().collect(),
-            fusion: model.fusion.flatten(),
+            fusion: model.dense.flatten(),
         }
     }
 

@@ -131,6 +131,7 @@ pub mod client {
             item_lr: Some(1.0),
             epochs: 5,
             negatives: 1,
+            ..TrainConfig::default()
         };
         ModelMessage::from_model(version, catalog_version, cfg, &train, &model)
     }

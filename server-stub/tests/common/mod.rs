@@ -96,7 +96,7 @@ pub fn update(server: &RunningServer, key: &str) -> UpdateMessage {
         samples: 10,
         item_ids: vec![0, 3],
         item_rows: vec![0.01; 2 * dim],
-        dense: vec![0.001; snap.global.fusion.num_params()],
+        dense: vec![0.001; snap.global.dense.num_params()],
     }
 }
 
