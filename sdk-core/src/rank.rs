@@ -89,7 +89,10 @@ pub fn score_all(
 ) -> Vec<f32> {
     let weights = preference(global, catalog, views, state, history);
     let user = &state.model.0;
-    let linear = user.head.linear().filter(|_| !global.dense.adds_id_to_view());
+    let linear = user
+        .head
+        .linear()
+        .filter(|_| !global.dense.adds_id_to_view());
     let Some(head) = linear else {
         // A head that is not linear in the view: score the mixed views.
         let all: Vec<usize> = (0..global.n_items()).collect();

@@ -328,7 +328,9 @@ fn merge_rows(old: Option<SparseRows>, new: SparseRows) -> SparseRows {
     for (k, id) in ids.iter().enumerate() {
         let row = match new.ids.binary_search(id) {
             Ok(p) => new.values.row(p),
-            Err(_) => old.values.row(old.ids.binary_search(id).expect("an old id")),
+            Err(_) => old
+                .values
+                .row(old.ids.binary_search(id).expect("an old id")),
         };
         values.row_mut(k).assign(&row);
     }

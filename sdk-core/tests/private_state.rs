@@ -98,16 +98,18 @@ fn fedrap_personal_rows_accumulate_and_are_added_to_the_view() {
     let (g, cat) = (&f.global, &f.catalog);
     let user = &f.users[0];
     let mut state = f.state(9);
-    let round = |r: u64| TrainConfig {
-        round: r,
-        ..step()
-    };
+    let round = |r: u64| TrainConfig { round: r, ..step() };
     f.train(&mut state, &user.train, &round(1), 1).unwrap();
     let first = state.personal_items.0.clone().expect("FedRAP keeps P_u");
     f.train(&mut state, &user.train, &round(2), 2).unwrap();
     let second = state.personal_items.0.clone().unwrap();
     // Rows of round 1 stay (each round samples other negatives).
-    assert!(first.ids.iter().all(|id| second.ids.binary_search(id).is_ok()));
+    assert!(
+        first
+            .ids
+            .iter()
+            .all(|id| second.ids.binary_search(id).is_ok())
+    );
     assert!(second.ids.len() > first.ids.len());
 
     let views = ItemViews::compute(g, cat);

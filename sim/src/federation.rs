@@ -72,6 +72,9 @@ pub struct RunResult {
     /// Index into `rounds` of the best validation HR@50.
     pub best: usize,
     pub seconds: f64,
+    /// Each phone's router weights over the experts after the last round
+    /// (the user's strategy preference).
+    pub router_weights: Vec<Vec<f32>>,
 }
 
 impl RunResult {
@@ -248,6 +251,9 @@ impl<C: Coordinator> Rounds for Federation<C> {
     fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>> {
         Ok(Federation::evaluate_targets(self, targets))
     }
+    fn router_weights(&mut self) -> Result<Vec<Vec<f32>>> {
+        Ok(self.preferences())
+    }
 }
 
 /// The phones (by index) that train in `round`: all, or a seeded sample.
@@ -278,6 +284,8 @@ pub trait Rounds {
     /// clients and their mean final-epoch loss.
     fn round(&mut self, round: usize) -> Result<(usize, f64)>;
     fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>>;
+    /// Each phone's router weights under its current private state.
+    fn router_weights(&mut self) -> Result<Vec<Vec<f32>>>;
 }
 
 /// Runs rounds with early stopping on validation HR@50 (then NDCG@50).
@@ -316,10 +324,12 @@ pub fn run_rounds(
     if rounds.is_empty() {
         return Err(Error::InvalidConfig("rounds must be at least 1".into()));
     }
+    let seconds = start.elapsed().as_secs_f64();
     Ok(RunResult {
         config,
         rounds,
         best,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
+        router_weights: federation.router_weights()?,
     })
 }

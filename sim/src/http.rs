@@ -240,4 +240,16 @@ impl Rounds for HttpFederation {
             .map(|&target| evaluate(&users, &self.cold_items, target, |k| scores[k].clone()))
             .collect())
     }
+
+    fn router_weights(&mut self) -> Result<Vec<Vec<f32>>> {
+        let everyone: Vec<&HttpPhone> = self.phones.iter().collect();
+        self.on_phones(&everyone, |p| {
+            Ok(p.client
+                .preferences()?
+                .experts
+                .iter()
+                .map(|e| e.weight)
+                .collect())
+        })
+    }
 }

@@ -3,9 +3,10 @@
 //! `federation` runs rounds of local training and aggregation over simulated
 //! phones; `coordinator` is the server side behind a seam so that it can move
 //! behind HTTP; `experiment` repeats runs over seeds and learning rates;
-//! `report` prints and writes what came out; `http` runs the same federation
+//! `ablation` lists the ablation variants; `report` prints and writes what came out; `http` runs the same federation
 //! as a real server and real clients over loopback HTTP.
 
+pub mod ablation;
 pub mod coordinator;
 pub mod dataset;
 pub mod experiment;

@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use fedmr_core::aggregate::ServerStep;
 use fedmr_core::model::{Backbone, Expert, FusionMode, ModelConfig};
 use fedmr_core::train::TrainConfig;
-use fedmr_sim::dataset;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{RoundRecord, Rounds, RunResult, SimConfig, run_rounds};
 use fedmr_sim::http::HttpFederation;
 use fedmr_sim::report::{table_header, table_row, write_run};
+use fedmr_sim::{ablation, dataset};
 
 /// Federated simulation of FedMR: N phones train locally, a server aggregates,
 /// every user is evaluated with the paper's protocol (full ranking, HR@K, NDCG@K).
@@ -33,6 +33,9 @@ enum Command {
     /// The comparison table: baselines, then each backbone x fusion with the
     /// learning rate chosen on validation, over several seeds.
     Table(TableArgs),
+    /// The ablation table for one backbone and step sizes: the full MFFM,
+    /// each single expert, each input dropped, and ID only.
+    Ablation(AblationArgs),
 }
 
 #[derive(Args, Clone)]
@@ -76,7 +79,7 @@ struct Common {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// fedavg, fcf or pfedrec.
+    /// fedavg, fcf, fedncf, pfedrec or fedrap.
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
     /// id (ID only), mffm (all three experts), or one expert: sum, mlp, gate.
@@ -109,7 +112,11 @@ struct RunArgs {
 struct TableArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, value_delimiter = ',', default_value = "fedavg,fcf,pfedrec")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fedavg,fcf,fedncf,pfedrec,fedrap"
+    )]
     backbones: Vec<Backbone>,
     #[arg(long, value_delimiter = ',', default_value = "id,mffm")]
     fusions: Vec<String>,
@@ -124,6 +131,24 @@ struct TableArgs {
     seeds: Vec<u64>,
     /// Markdown table and JSON results go here.
     #[arg(long, default_value = "runs/table")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct AblationArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value = "fedavg")]
+    backbone: Backbone,
+    /// Client learning rate, for every variant (choose it with `table`).
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    #[arg(long, default_value = "3")]
+    item_lr: Option<f32>,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Markdown table goes here.
+    #[arg(long, default_value = "runs/ablation")]
     out: PathBuf,
 }
 
@@ -429,11 +454,66 @@ fn table(args: TableArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn ablation(args: AblationArgs) -> Result<(), String> {
+    if args.seeds.is_empty() {
+        return Err("--seeds needs at least one seed".into());
+    }
+    let ds = dataset::load(&args.common.dataset, args.seeds[0]).map_err(|e| e.to_string())?;
+    eprintln!("dataset {}", ds.summary());
+    let all_modalities = dataset::modality_names(&ds, &args.common.modalities);
+    let label = steps_label((args.lr, args.item_lr));
+    let mut rows = Vec::new();
+    let mut header = None;
+    for variant in ablation::variants(&all_modalities) {
+        let kept = if variant.modalities.is_empty() {
+            all_modalities.clone()
+        } else {
+            variant.modalities.clone()
+        };
+        let catalog = dataset::catalog(&ds, &kept).map_err(|e| e.to_string())?;
+        let mut tests = Vec::new();
+        for &seed in &args.seeds {
+            let config = sim_config(
+                &args.common,
+                args.backbone,
+                variant.fusion.clone(),
+                args.lr,
+                args.item_lr,
+                seed,
+            );
+            let bar = progress(config.rounds, format!("{} seed {seed}", variant.name));
+            let result =
+                run_once(&ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            eprintln!("  {} seed {seed}: {}", variant.name, describe(&result));
+            tests.push(result.best_round().test.clone());
+        }
+        header.get_or_insert_with(|| table_header(&tests[0]));
+        rows.push(table_row(
+            &format!("{} + {}", args.backbone, variant.name),
+            &label,
+            &tests,
+        ));
+    }
+    let md = format!(
+        "Ablation, test metrics (%), mean ± std over seeds {:?}, at the round of best validation HR@50; dataset {}\n\n{}\n{}\n",
+        args.seeds,
+        ds.summary(),
+        header.unwrap_or_default(),
+        rows.join("\n")
+    );
+    println!("\n{md}");
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("ablation.md"), &md).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Run(args)) => run(args),
         Some(Command::Table(args)) => table(args),
+        Some(Command::Ablation(args)) => ablation(args),
         None => run(cli.run),
     };
     match outcome {

@@ -107,13 +107,9 @@ fn private_state_persists_on_the_phones_between_rounds() {
 }
 
 #[test]
-fn mffm_learns_on_synthetic_data_and_beats_popularity() {
+fn mffm_learns_on_synthetic_data_and_beats_popularity_with_shared_item_backbones() {
     let ds = small();
     let cat = dataset::catalog(&ds, &[]).unwrap();
-    let mut cfg = config(Backbone::FedAvg, FusionMode::full(), 2);
-    cfg.rounds = 25;
-    let result = run_once(&ds, &cat, cfg, |_| {}).unwrap();
-    let ours = result.best_round().test.all.hr_at(20).unwrap();
     let pop = evaluate(
         &ds.users(),
         &ds.cold_items(),
@@ -121,7 +117,23 @@ fn mffm_learns_on_synthetic_data_and_beats_popularity() {
         baselines::popularity(&ds.train_counts()),
     );
     let pop = pop.all.hr_at(20).unwrap();
-    assert!(ours > pop, "MFFM HR@20 {ours} vs popularity {pop}");
+    // PFedRec scores with its personal rows, which 25 rounds of this small
+    // set do not train enough at this step size; KU covers it.
+    for backbone in [
+        Backbone::FedAvg,
+        Backbone::Fcf,
+        Backbone::FedNcf,
+        Backbone::FedRap,
+    ] {
+        let mut cfg = config(backbone, FusionMode::full(), 2);
+        cfg.rounds = 25;
+        let result = run_once(&ds, &cat, cfg, |_| {}).unwrap();
+        let ours = result.best_round().test.all.hr_at(20).unwrap();
+        assert!(
+            ours > pop,
+            "{backbone} + MFFM HR@20 {ours} vs popularity {pop}"
+        );
+    }
 }
 
 /// The short KU check CI runs: a few rounds of FedAvg + MFFM must already

@@ -101,3 +101,21 @@ fn http_federation_equals_in_process_sampled_id_only() {
     );
     assert_same(&a, &b, "FCF ID, 15 clients per round");
 }
+
+#[test]
+fn http_federation_equals_in_process_fedncf_and_fedrap() {
+    for backbone in [Backbone::FedNcf, Backbone::FedRap] {
+        let tag = format!("{backbone}");
+        let (a, b) = both(config(backbone, FusionMode::full(), None), &tag);
+        assert_same(&a, &b, &format!("{backbone} + MFFM"));
+        // The router weights the app reads from each client are the
+        // simulator's, user by user.
+        assert_eq!(a.router_weights.len(), b.router_weights.len());
+        for (x, y) in a.router_weights.iter().zip(&b.router_weights) {
+            assert_eq!(x.len(), 3);
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() < 1e-5, "{backbone}: {x:?} vs {y:?}");
+            }
+        }
+    }
+}

@@ -28,7 +28,10 @@ pub(crate) const CHUNK: usize = 2048;
 pub(crate) enum ItemScores {
     /// Linear head: `F_j(i) . theta` per expert (FedRAP's `P_i . theta`
     /// added to each: the weights sum to one), combined under any weights.
-    PerExpert { per_expert: Vec<Vec<f32>>, bias: f32 },
+    PerExpert {
+        per_expert: Vec<Vec<f32>>,
+        bias: f32,
+    },
     /// A head not linear in the view (NeuMF): final scores, valid for the
     /// router weights they were computed with only.
     Final(Vec<f32>),
@@ -149,7 +152,10 @@ impl ItemScores {
     ) -> Result<Self> {
         let global = &model.global;
         let user = &state.model.0;
-        let linear = user.head.linear().filter(|_| !global.dense.adds_id_to_view());
+        let linear = user
+            .head
+            .linear()
+            .filter(|_| !global.dense.adds_id_to_view());
         let n = global.n_items();
         let outputs = if linear.is_some() { weights.len() } else { 1 };
         let mut columns = vec![Vec::with_capacity(n); outputs];
@@ -157,7 +163,12 @@ impl ItemScores {
         let mut add_chunk = |first: usize, feature_rows: &[Vec<u8>], len: usize| -> Result<()> {
             let ids: Vec<u32> = (first as u32..(first + len) as u32).collect();
             let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
-            let rows = global.items.0.0.slice(s![first..first + len, ..]).to_owned();
+            let rows = global
+                .items
+                .0
+                .0
+                .slice(s![first..first + len, ..])
+                .to_owned();
             let personal = additive_rows(state, &as_usize, global.dim());
             let expert_views = views(model, state, &ids, rows.clone(), feature_rows, &dims)?;
             match linear {

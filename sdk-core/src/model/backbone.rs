@@ -84,6 +84,8 @@ impl FromStr for Backbone {
         Backbone::ALL
             .into_iter()
             .find(|b| b.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown backbone '{s}' (expected fedavg, fcf, fedncf, pfedrec or fedrap)"))
+            .ok_or_else(|| {
+                format!("unknown backbone '{s}' (expected fedavg, fcf, fedncf, pfedrec or fedrap)")
+            })
     }
 }

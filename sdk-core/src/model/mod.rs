@@ -323,7 +323,9 @@ impl PrivateState {
     pub fn new(config: &ModelConfig, global: &GlobalModel, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let head = match config.backbone {
-            Backbone::FedNcf => UserHead::NeuMf(NcfUser::new(config.dim, config.init_std, &mut rng)),
+            Backbone::FedNcf => {
+                UserHead::NeuMf(NcfUser::new(config.dim, config.init_std, &mut rng))
+            }
             _ => UserHead::Linear(LinearHead::new(config.dim, config.init_std, &mut rng)),
         };
         let experts = global.fusion().experts();

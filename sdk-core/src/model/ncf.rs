@@ -163,7 +163,14 @@ mod tests {
             |t| scores(t, &user, &items),
             |t, dy, g| {
                 let (_, cache) = t.forward(&user, &items.view());
-                t.backward(&user, &items.view(), &cache, &dy.column(0), g, &mut user.zeros_like());
+                t.backward(
+                    &user,
+                    &items.view(),
+                    &cache,
+                    &dy.column(0),
+                    g,
+                    &mut user.zeros_like(),
+                );
             },
             &mut rng,
         );

@@ -247,7 +247,12 @@ mod tests {
                 }
             };
             let weights = expert_weights(&self.user, &views, &[0, 1]);
-            let view = item_view(&self.dense, mix(&views, &weights.view()), &self.rows.view(), None);
+            let view = item_view(
+                &self.dense,
+                mix(&views, &weights.view()),
+                &self.rows.view(),
+                None,
+            );
             Some(tower.relu_margin(user, &view.view()))
         }
 
@@ -289,7 +294,11 @@ mod tests {
             probe[(i, j)] -= 2.0 * h;
             let down = loss(&probe);
             probe[(i, j)] += h;
-            assert_close(a as f64, (up - down) / (2.0 * h as f64), &format!("row ({i},{j})"));
+            assert_close(
+                a as f64,
+                (up - down) / (2.0 * h as f64),
+                &format!("row ({i},{j})"),
+            );
         }
     }
 
@@ -366,7 +375,10 @@ mod tests {
         let bumped = c.rows.mapv(|v| v + 1.0);
         // Through LN alone a constant shift of a row would vanish; the
         // added raw row makes the loss move.
-        let (a, b) = (c.loss(&c.dense, &c.user, &c.rows, None), c.loss(&c.dense, &c.user, &bumped, None));
+        let (a, b) = (
+            c.loss(&c.dense, &c.user, &c.rows, None),
+            c.loss(&c.dense, &c.user, &bumped, None),
+        );
         assert!((a - b).abs() > 1e-4, "{a} vs {b}");
         let fedavg = Case::new(Backbone::FedAvg, FusionMode::full());
         assert!(!fedavg.dense.adds_id_to_view());
