@@ -237,7 +237,9 @@ pub fn train_local_observed(
             loss += reg;
             scatter_add(&mut d_personal, &epoch_rows, &d_p.view());
             scatter_add(&mut d_rows, &epoch_rows, &d_q.view());
-            p.scaled_add(-item_lr, &d_personal);
+            // P_u is private, like the head: it steps with the dense rate,
+            // so the shared rows (item rate) carry what users have in common.
+            p.scaled_add(-config.lr, &d_personal);
         }
         rows.scaled_add(-item_lr, &d_rows);
         epoch_losses.push(loss);

@@ -22,8 +22,8 @@ pub fn run_once(
 /// Client step sizes: the dense learning rate and the item-table one (None = the same).
 pub type StepSizes = (f32, Option<f32>);
 
-/// Picks the step sizes with the best validation HR@50 (then NDCG@50); test
-/// is never looked at for selection. Settings that diverge are skipped.
+/// Ranks the step sizes by validation HR@50 (then NDCG@50), best first; test
+/// is never looked at for selection. Settings that diverge are left out.
 pub fn search_step_sizes(
     dataset: &Dataset,
     catalog: &Catalog,
@@ -31,8 +31,8 @@ pub fn search_step_sizes(
     candidates: &[StepSizes],
     mut on_run: impl FnMut(StepSizes, Result<&RunResult>),
     mut on_round: impl FnMut(&RoundRecord),
-) -> Result<StepSizes> {
-    let mut best: Option<(StepSizes, (f64, f64))> = None;
+) -> Result<Vec<StepSizes>> {
+    let mut ranked: Vec<(StepSizes, (f64, f64))> = Vec::new();
     for &(lr, item_lr) in candidates {
         let mut config = base.clone();
         config.train.lr = lr;
@@ -48,12 +48,14 @@ pub fn search_step_sizes(
         on_run((lr, item_lr), Ok(&result));
         let v = &result.best_round().valid.all;
         let key = (v.hr_at(50).unwrap_or(0.0), v.ndcg_at(50).unwrap_or(0.0));
-        if best.is_none_or(|(_, k)| key > k) {
-            best = Some(((lr, item_lr), key));
-        }
+        ranked.push(((lr, item_lr), key));
     }
-    best.map(|(s, _)| s)
-        .ok_or_else(|| Error::InvalidConfig("every learning rate diverged".into()))
+    if ranked.is_empty() {
+        return Err(Error::InvalidConfig("every learning rate diverged".into()));
+    }
+    // Stable: among equal keys the earlier candidate stays first.
+    ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(ranked.into_iter().map(|(s, _)| s).collect())
 }
 
 /// Random (one per seed), popularity and cold-first on the test split.

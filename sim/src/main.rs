@@ -384,7 +384,7 @@ fn table(args: TableArgs) -> Result<(), String> {
                 base.rounds * candidates.len(),
                 format!("{backbone} {fusion_name} step-size search"),
             );
-            let (lr, item_lr) = search_step_sizes(
+            let ranked = search_step_sizes(
                 &ds,
                 &catalog,
                 &base,
@@ -400,24 +400,23 @@ fn table(args: TableArgs) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
-            let label = steps_label((lr, item_lr));
-            let mut tests = Vec::new();
-            for &seed in &args.seeds {
-                let config = sim_config(&args.common, backbone, fusion.clone(), lr, item_lr, seed);
-                let bar = progress(
-                    config.rounds,
-                    format!("{backbone} {fusion_name} {label} seed {seed}"),
-                );
-                let result =
-                    run_once(&ds, &catalog, config, on_round(&bar)).map_err(|e| e.to_string())?;
-                bar.finish_and_clear();
-                eprintln!(
-                    "  {backbone} {fusion_name} {label} seed {seed}: {}",
-                    describe(&result)
-                );
-                tests.push(result.best_round().test.clone());
-                all_results.push(result);
+            // The best step sizes that train on every seed: one that
+            // diverges on some seed is not a usable setting.
+            let mut chosen = None;
+            for (lr, item_lr) in ranked {
+                let label = steps_label((lr, item_lr));
+                match seeds_runs(&ds, &catalog, &args, backbone, fusion_name, &fusion, (lr, item_lr)) {
+                    Ok(results) => {
+                        chosen = Some((label, results));
+                        break;
+                    }
+                    Err(e) => eprintln!("  {backbone} {fusion_name} {label}: {e}; next setting"),
+                }
             }
+            let (label, results) =
+                chosen.ok_or_else(|| format!("{backbone} {fusion_name}: every setting diverged"))?;
+            let tests: Vec<_> = results.iter().map(|r| r.best_round().test.clone()).collect();
+            all_results.extend(results);
             let best_rounds: Vec<String> = all_results
                 .iter()
                 .rev()
@@ -506,6 +505,36 @@ fn ablation(args: AblationArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
     std::fs::write(args.out.join("ablation.md"), &md).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// One run per seed at fixed step sizes; an error if any seed fails.
+fn seeds_runs(
+    ds: &fedmr_core::data::Dataset,
+    catalog: &fedmr_core::model::Catalog,
+    args: &TableArgs,
+    backbone: Backbone,
+    fusion_name: &str,
+    fusion: &FusionMode,
+    (lr, item_lr): StepSizes,
+) -> Result<Vec<RunResult>, String> {
+    let label = steps_label((lr, item_lr));
+    let mut results = Vec::new();
+    for &seed in &args.seeds {
+        let config = sim_config(&args.common, backbone, fusion.clone(), lr, item_lr, seed);
+        let bar = progress(
+            config.rounds,
+            format!("{backbone} {fusion_name} {label} seed {seed}"),
+        );
+        let result = run_once(ds, catalog, config, on_round(&bar));
+        bar.finish_and_clear();
+        let result = result.map_err(|e| format!("seed {seed}: {e}"))?;
+        eprintln!(
+            "  {backbone} {fusion_name} {label} seed {seed}: {}",
+            describe(&result)
+        );
+        results.push(result);
+    }
+    Ok(results)
 }
 
 fn main() -> ExitCode {
