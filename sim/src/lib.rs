@@ -12,3 +12,4 @@ pub mod experiment;
 pub mod federation;
 pub mod http;
 pub mod report;
+pub mod router_plot;
