@@ -56,6 +56,10 @@ pub enum Error {
     /// The caller's cancel flag was raised; nothing was written.
     #[error("cancelled")]
     Cancelled,
+    /// An on-device encoder (feature `encoder`) could not load its model or
+    /// tokenizer, or could not encode an input.
+    #[error("encoder: {0}")]
+    Encoder(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

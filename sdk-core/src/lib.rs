@@ -13,6 +13,8 @@ pub mod baselines;
 pub mod client;
 pub mod data;
 pub mod demo;
+#[cfg(feature = "encoder")]
+pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod model;

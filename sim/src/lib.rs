@@ -13,3 +13,4 @@ pub mod experiment;
 pub mod federation;
 pub mod http;
 pub mod report;
+pub mod router_plot;

@@ -49,7 +49,9 @@ impl From<Error> for FedmrError {
             | Error::InvalidArgument(_)
             | Error::InvalidDataset(_)
             | Error::Shape(_)
-            | Error::InvalidUpdate(_) => FedmrError::InvalidInput { reason },
+            | Error::InvalidUpdate(_)
+            // Encoders (not in the phone builds) fail on the model files or bytes given.
+            | Error::Encoder(_) => FedmrError::InvalidInput { reason },
             Error::InvalidMessage(_) => FedmrError::InvalidMessage { reason },
             Error::Incompatible(_) => FedmrError::Incompatible { reason },
             Error::NotReady(_) => FedmrError::NotReady { reason },

@@ -4,6 +4,7 @@
 
 pub mod mmrec;
 pub mod npy;
+pub mod recbole;
 pub mod synthetic;
 
 use std::collections::HashSet;
