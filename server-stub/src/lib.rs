@@ -4,6 +4,8 @@
 //! aggregation code are `fedmr-core`'s; nothing here duplicates them.
 
 pub mod auth;
+#[cfg(feature = "encoder")]
+pub mod catalog_build;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -129,6 +131,23 @@ pub fn genesis_from_dataset(
             .map(|m| m.features.clone())
             .collect(),
     };
+    let global = GlobalModel::new(config, &shape, seed)?;
+    Ok(Genesis {
+        catalog,
+        config: config.clone(),
+        train: train.clone(),
+        global,
+    })
+}
+
+/// The first catalog and model from a built catalog file (`catalog build`).
+pub fn genesis_from_catalog(
+    catalog: CatalogMessage,
+    config: &ModelConfig,
+    train: &TrainConfig,
+    seed: u64,
+) -> Result<Genesis, ServerError> {
+    let shape = catalog.to_catalog()?;
     let global = GlobalModel::new(config, &shape, seed)?;
     Ok(Genesis {
         catalog,

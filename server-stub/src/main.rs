@@ -1,5 +1,6 @@
 //! `fedmr-server serve`: the aggregation server.
 //! `fedmr-server issue-token <client>`: prints a new bearer token for a client.
+//! `fedmr-server catalog build`: encodes item content into a catalog file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,124 @@ enum Command {
         data_dir: PathBuf,
         client_id: String,
     },
+    /// Catalog files for `serve --catalog`.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Runs the encoders over every item once and writes the catalog.
+    Build(CatalogBuildArgs),
+}
+
+#[derive(Args)]
+struct CatalogBuildArgs {
+    /// Tab-separated items: a header row, a `key` column, an optional
+    /// `image` column (paths relative to this file), other columns are text.
+    #[arg(long, required_unless_present = "mmrec")]
+    items: Option<PathBuf>,
+    /// Or: an MMRec folder whose `<name>_features.npy` files become the
+    /// modalities as they are (items `item-0`, `item-1`, ...).
+    #[arg(long, conflicts_with = "items")]
+    mmrec: Option<PathBuf>,
+    /// A sentence-encoder folder (model.onnx + tokenizer.json), e.g.
+    /// target/models/paraphrase-minilm-l3 from scripts/fetch-models.
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Pad every sentence to this many tokens (models tract runs only with
+    /// fixed dims, such as the int8 all-MiniLM-L6-v2).
+    #[arg(long)]
+    text_fixed_len: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    text_max_len: usize,
+    /// An image ONNX model (NCHW float input, ImageNet normalisation).
+    #[arg(long)]
+    image_model: Option<PathBuf>,
+    #[arg(long, default_value_t = 224)]
+    image_size: u32,
+    #[arg(long, default_value = "pixel_values")]
+    image_input: String,
+    #[arg(long, default_value = "image_embeds")]
+    image_output: String,
+    /// Precomputed features `<name>=<file.npy>`, one row per item.
+    #[arg(long, value_delimiter = ',')]
+    npy: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    version: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[cfg(not(feature = "encoder"))]
+fn build_catalog(_: &CatalogBuildArgs) -> Result<(), String> {
+    Err("this fedmr-server was built without the `encoder` feature".into())
+}
+
+#[cfg(feature = "encoder")]
+fn build_catalog(args: &CatalogBuildArgs) -> Result<(), String> {
+    use fedmr_core::encoder::{ImageEncoderOptions, TextEncoderOptions};
+    use fedmr_server::catalog_build::{BuildPlan, ImageModel, build, mmrec_features, read_items};
+    let (items, mut npy) = match (&args.items, &args.mmrec) {
+        (Some(path), _) => (read_items(path).map_err(|e| e.to_string())?, Vec::new()),
+        (None, Some(dir)) => mmrec_features(dir).map_err(|e| e.to_string())?,
+        (None, None) => return Err("give --items or --mmrec".into()),
+    };
+    for spec in &args.npy {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--npy wants <name>=<file.npy>, got {spec:?}"))?;
+        npy.push((name.to_string(), PathBuf::from(path)));
+    }
+    let plan = BuildPlan {
+        version: args.version,
+        text_model: args.text_model.clone().map(|dir| {
+            (
+                dir,
+                TextEncoderOptions {
+                    max_len: args.text_max_len,
+                    fixed_len: args.text_fixed_len,
+                },
+            )
+        }),
+        image_model: args.image_model.clone().map(|path| ImageModel {
+            path,
+            options: ImageEncoderOptions::imagenet(
+                (args.image_size, args.image_size),
+                &args.image_input,
+                &args.image_output,
+            ),
+        }),
+        npy,
+    };
+    let bar = indicatif::ProgressBar::new(items.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} items ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let catalog = build(&items, &plan, &mut |done, _, what| {
+        bar.set_message(format!("encoding {what}"));
+        bar.set_position(done as u64);
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    let (bytes, digest) = catalog.encode();
+    std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let dims: Vec<String> = catalog
+        .modalities
+        .iter()
+        .map(|m| format!("{} {}", m.name, m.dim))
+        .collect();
+    eprintln!(
+        "fedmr-server: wrote {} ({} items; {}; {} bytes; sha256 {})",
+        args.out.display(),
+        catalog.items.len(),
+        dims.join(", "),
+        bytes.len(),
+        fedmr_core::wire::digest_hex(&digest)
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -43,6 +162,9 @@ struct ServeArgs {
     /// First start only: "synthetic" or an MMRec folder whose features become the catalog.
     #[arg(long, default_value = "synthetic")]
     dataset: String,
+    /// First start only: a catalog file from `catalog build` (instead of --dataset).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
     #[arg(long, default_value_t = 0.1)]
@@ -88,11 +210,6 @@ fn open_core(args: &ServeArgs) -> Result<ServerCore, String> {
         ..ServerConfig::new(&args.data_dir, &args.admin_token)
     };
     let core = ServerCore::open(config, || {
-        let dataset = if args.dataset == "synthetic" {
-            generate(&SyntheticConfig::default())
-        } else {
-            mmrec::load_mmrec(std::path::Path::new(&args.dataset))?
-        };
         let model = ModelConfig {
             backbone: args.backbone,
             fusion: FusionMode::full(),
@@ -102,6 +219,18 @@ fn open_core(args: &ServeArgs) -> Result<ServerCore, String> {
             lr: args.lr,
             item_lr: Some(args.item_lr),
             ..TrainConfig::default()
+        };
+        if let Some(path) = &args.catalog {
+            let bytes = std::fs::read(path).map_err(|e| {
+                fedmr_server::ServerError::NotFound(format!("{}: {e}", path.display()))
+            })?;
+            let (catalog, _) = fedmr_core::wire::CatalogMessage::decode(&bytes)?;
+            return fedmr_server::genesis_from_catalog(catalog, &model, &train, 0);
+        }
+        let dataset = if args.dataset == "synthetic" {
+            generate(&SyntheticConfig::default())
+        } else {
+            mmrec::load_mmrec(std::path::Path::new(&args.dataset))?
         };
         genesis_from_dataset(&dataset, &model, &train, 0)
     })
@@ -152,6 +281,7 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
             })
         }),
+        Command::Catalog(CatalogCommand::Build(args)) => build_catalog(&args),
         Command::IssueToken {
             data_dir,
             client_id,

@@ -12,7 +12,7 @@ use fedmr_core::train::TrainConfig;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{RoundRecord, Rounds, RunResult, SimConfig, run_rounds};
 use fedmr_sim::http::HttpFederation;
-use fedmr_sim::report::{table_header, table_row, write_run};
+use fedmr_sim::report::{table_header, table_row, write_router_view, write_run};
 use fedmr_sim::{ablation, dataset};
 
 /// Federated simulation of FedMR: N phones train locally, a server aggregates,
@@ -292,6 +292,16 @@ fn run(args: RunArgs) -> Result<(), String> {
         bar.finish_and_clear();
         eprintln!("seed {seed}: {}", describe(&result));
         write_run(&dir, &result).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+        let title = format!(
+            "Router weights per user: {} + {}, {}, seed {seed}",
+            args.backbone, args.fusion, ds.name
+        );
+        if let Some(spread) = write_router_view(&dir, &result, &title)? {
+            eprintln!(
+                "seed {seed}: router weights across users ({}/router_weights.png):\n{spread}",
+                dir.display()
+            );
+        }
         tests.push(result.best_round().test.clone());
     }
     let seeds = args.seeds.clone();
@@ -405,7 +415,15 @@ fn table(args: TableArgs) -> Result<(), String> {
             let mut chosen = None;
             for (lr, item_lr) in ranked {
                 let label = steps_label((lr, item_lr));
-                match seeds_runs(&ds, &catalog, &args, backbone, fusion_name, &fusion, (lr, item_lr)) {
+                match seeds_runs(
+                    &ds,
+                    &catalog,
+                    &args,
+                    backbone,
+                    fusion_name,
+                    &fusion,
+                    (lr, item_lr),
+                ) {
                     Ok(results) => {
                         chosen = Some((label, results));
                         break;
@@ -413,9 +431,12 @@ fn table(args: TableArgs) -> Result<(), String> {
                     Err(e) => eprintln!("  {backbone} {fusion_name} {label}: {e}; next setting"),
                 }
             }
-            let (label, results) =
-                chosen.ok_or_else(|| format!("{backbone} {fusion_name}: every setting diverged"))?;
-            let tests: Vec<_> = results.iter().map(|r| r.best_round().test.clone()).collect();
+            let (label, results) = chosen
+                .ok_or_else(|| format!("{backbone} {fusion_name}: every setting diverged"))?;
+            let tests: Vec<_> = results
+                .iter()
+                .map(|r| r.best_round().test.clone())
+                .collect();
             all_results.extend(results);
             let best_rounds: Vec<String> = all_results
                 .iter()

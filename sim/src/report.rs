@@ -110,3 +110,38 @@ pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
         serde_json::to_string_pretty(result).map_err(std::io::Error::other)?,
     )
 }
+
+/// Writes `router_weights.csv` and `router_weights.png` (each user's router
+/// weights after training) for a run whose model has a router, and returns
+/// the spread of the weights across users as a markdown table and a line.
+pub fn write_router_view(
+    dir: &Path,
+    result: &RunResult,
+    title: &str,
+) -> Result<Option<String>, String> {
+    use crate::router_plot::{
+        RouterWeights, spread, spread_markdown, summary, write_csv, write_png,
+    };
+    use fedmr_core::model::FusionMode;
+    let FusionMode::Mffm { experts, .. } = &result.config.model.fusion else {
+        return Ok(None);
+    };
+    if experts.len() < 2 || result.router_weights.is_empty() {
+        return Ok(None);
+    }
+    let weights = RouterWeights {
+        experts: experts
+            .iter()
+            .map(|e| format!("{e:?}").to_lowercase())
+            .collect(),
+        users: result.router_weights.clone(),
+    };
+    let err = |e: crate::router_plot::RouterPlotError| e.to_string();
+    write_csv(&weights, &dir.join("router_weights.csv")).map_err(err)?;
+    write_png(&weights, &dir.join("router_weights.png"), title).map_err(err)?;
+    let table = spread_markdown(&spread(&weights).map_err(err)?);
+    Ok(Some(format!(
+        "{table}\n{}",
+        summary(&weights).map_err(err)?
+    )))
+}

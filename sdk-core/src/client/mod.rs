@@ -10,6 +10,8 @@ mod installed;
 mod private;
 mod ranking;
 mod sync;
+#[cfg(feature = "encoder")]
+mod text;
 mod training;
 mod types;
 
@@ -24,10 +26,13 @@ pub use crate::store::NewInteraction as Interaction;
 use crate::store::Store;
 use crate::wire::{CatalogMessage, ModelMessage};
 use crate::{Error, Result};
+pub(crate) use installed::decode_rows as decode_feature_rows;
 use installed::{Installed, InstalledCatalog, InstalledModel};
 use private::{PrivateRecord, load_state};
 use ranking::{History, ItemScores};
 pub use sync::{Remote, SyncReport, UploadReport};
+#[cfg(feature = "encoder")]
+pub use text::LocalItem;
 pub use types::{
     CancelFlag, ClientConfig, ExpertWeight, ModalityShare, PendingUpload, Preferences,
     ProgressListener, RecommendOptions, Recommendation, Stats, TrainOptions, TrainReport,
@@ -41,7 +46,6 @@ struct RankingContext {
 
 #[derive(Default)]
 struct Caches {
-    /// (state generation, scores)
     /// Keyed by (state generation, history generation); the history part
     /// is ignored for scores that do not depend on the router weights.
     scores: Option<((u64, u64), Arc<ItemScores>)>,

@@ -100,21 +100,21 @@ pub fn load_recbole(dir: &Path, name: &str) -> Result<RecboleData> {
     })
 }
 
-/// MovieLens-100k as `scripts/fetch-ml100k` leaves it: `$FEDMR_DATA/ml-100k`,
-/// default `target/data/ml-100k`, a relative `FEDMR_DATA` being taken from
-/// the repository root as the script does. Returns `None` (after printing a
-/// skip notice) when it is absent.
-///
-/// # Panics
-/// When it is absent and the environment variable `CI` is `"true"`: CI must
-/// run the tests that use it, not skip them silently.
-pub fn shared_ml100k_dir() -> Option<PathBuf> {
+/// Where scripts/fetch-ml100k puts MovieLens-100k: `$FEDMR_DATA/ml-100k`
+/// (relative paths from the repository root), or target/data/ml-100k.
+pub fn ml100k_dir() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = match std::env::var_os("FEDMR_DATA").filter(|d| !d.is_empty()) {
         Some(d) => repo.join(d),
         None => repo.join("target/data"),
     };
-    let dir = data.join("ml-100k");
+    data.join("ml-100k")
+}
+
+/// For tests: the fetched MovieLens-100k, or `None` after a SKIPPED line.
+/// Under `CI=true` missing data is a failure (a panic), not a skip.
+pub fn shared_ml100k_dir() -> Option<PathBuf> {
+    let dir = ml100k_dir();
     if ["ml-100k.inter", "ml-100k.item"]
         .iter()
         .all(|f| dir.join(f).is_file())

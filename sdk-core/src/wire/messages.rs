@@ -86,6 +86,16 @@ impl CatalogMessage {
     }
 
     /// Total feature values per item, over all modalities.
+    /// The features as the model sees them: one f32 matrix per modality.
+    pub fn to_catalog(&self) -> Result<crate::model::Catalog> {
+        let dims: Vec<usize> = self.modalities.iter().map(|m| m.dim as usize).collect();
+        let rows: Vec<Vec<u8>> = self.items.iter().map(|i| i.features_f16.clone()).collect();
+        Ok(crate::model::Catalog {
+            n_items: self.items.len(),
+            features: crate::client::decode_feature_rows(&rows, &dims)?,
+        })
+    }
+
     pub fn row_len(&self) -> usize {
         self.modalities.iter().map(|m| m.dim as usize).sum()
     }
