@@ -9,8 +9,10 @@
   fixed random weights, standing in for an image model a user brings.
 - sdk-core/tests/fixtures/image_16x16.png: a test picture at the model's size.
 
-Run once after changing any of them (models from scripts/fetch-models):
-    python3 -m venv /tmp/fx && /tmp/fx/bin/pip install onnxruntime tokenizers numpy onnx
+Run once after changing any of them (models from scripts/fetch-models); the
+versions below reproduce the committed files byte for byte:
+    python3 -m venv /tmp/fx && /tmp/fx/bin/pip install onnxruntime==1.32.0 \
+        tokenizers==0.23.3 numpy==2.4.6 onnx==1.23.2
     scripts/fetch-models && /tmp/fx/bin/python scripts/make-encoder-fixture.py
 """
 
