@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fedmr_core::data::Dataset;
-use fedmr_core::model::{Catalog, GlobalModel, ModelConfig};
+use fedmr_core::model::{GlobalModel, ModelConfig};
 use fedmr_core::train::TrainConfig;
 use fedmr_core::wire::CatalogMessage;
 
@@ -123,21 +123,7 @@ pub fn genesis_from_dataset(
         .map(|m| (m.name.as_str(), &m.features))
         .collect();
     let catalog = CatalogMessage::from_features(1, keys, &modalities)?;
-    let shape = Catalog {
-        n_items: dataset.n_items,
-        features: dataset
-            .modalities
-            .iter()
-            .map(|m| m.features.clone())
-            .collect(),
-    };
-    let global = GlobalModel::new(config, &shape, seed)?;
-    Ok(Genesis {
-        catalog,
-        config: config.clone(),
-        train: train.clone(),
-        global,
-    })
+    genesis_from_catalog(catalog, config, train, seed)
 }
 
 /// The first catalog and model from a built catalog file (`catalog build`).

@@ -19,26 +19,7 @@ fn serve_issue_token_and_tokens_file() {
     let data = dir.join("data");
     let tokens = dir.join("tokens.txt");
     std::fs::write(&tokens, "# client token\nphone-7 file-token-123\n").unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--admin-token", "adm"])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--tokens")
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("serving line")
-        .to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let (mut child, url) = serve(&data, &["--tokens".as_ref(), tokens.as_os_str()]);
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::blocking::Client::new();
