@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use fedmr_core::data::npy::read_npy_f32;
-use fedmr_core::encoder::{ImageEncoder, ImageEncoderOptions, TextEncoder, TextEncoderOptions};
 use fedmr_core::wire::CatalogMessage;
 use fedmr_core::{Error, Result};
+use fedmr_data::npy::read_npy_f32;
+use fedmr_encoder::{ImageEncoder, ImageEncoderOptions, TextEncoder, TextEncoderOptions};
 
 /// One catalog item as the items file describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -271,7 +271,7 @@ mod tests {
         let dir = path.parent().unwrap();
         let good = dir.join("good.npy");
         let features = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32 / 10.0);
-        fedmr_core::data::npy::write_npy_f32(&good, &features).unwrap();
+        fedmr_data::npy::write_npy_f32(&good, &features).unwrap();
         let plan = |p: &Path| BuildPlan {
             version: 7,
             text_model: None,
@@ -286,11 +286,8 @@ mod tests {
         assert_eq!(catalog.modalities[0].dim, 4);
 
         let short = dir.join("short.npy");
-        fedmr_core::data::npy::write_npy_f32(
-            &short,
-            &features.slice(ndarray::s![..2, ..]).to_owned(),
-        )
-        .unwrap();
+        fedmr_data::npy::write_npy_f32(&short, &features.slice(ndarray::s![..2, ..]).to_owned())
+            .unwrap();
         assert!(build(&items, &plan(&short), &mut |_, _, _| {}).is_err());
         let nothing = BuildPlan {
             npy: vec![],

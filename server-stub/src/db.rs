@@ -2,17 +2,17 @@
 //! of the open round (durable before they are acknowledged), the
 //! optimiser state, and client tokens (hashed).
 //!
-//! Migrations by `PRAGMA user_version`, as on the device.
+//! Migrations by `PRAGMA user_version` through `fedmr_sqlite`, as on the device.
 
 use std::path::Path;
 
+use fedmr_sqlite::{MigrateError, Step};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::ServerError;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-type Step = fn(&Connection) -> rusqlite::Result<()>;
 const MIGRATIONS: &[Step] = &[v0_to_v1];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -81,16 +81,10 @@ impl ServerDb {
         // crash or power loss can lose the last commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > SCHEMA_VERSION {
-            return Err(ServerError::Internal(format!(
-                "server database schema {found} is newer than this build ({SCHEMA_VERSION})"
-            )));
-        }
-        for step in &MIGRATIONS[found as usize..] {
-            step(&tx)?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        fedmr_sqlite::migrate(&tx, MIGRATIONS).map_err(|e| match e {
+            MigrateError::Sqlite(e) => ServerError::from(e),
+            other => ServerError::Internal(format!("server database: {other}")),
+        })?;
         tx.commit()?;
         Ok(ServerDb { conn })
     }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use fedmr_core::aggregate::ServerStep;
-use fedmr_core::data::mmrec;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::model::{Backbone, FusionMode, ModelConfig};
 use fedmr_core::train::TrainConfig;
+use fedmr_data::mmrec;
 use fedmr_server::{NormPolicy, ServerConfig, ServerCore, genesis_from_dataset};
 
 #[derive(Parser)]
@@ -89,7 +89,7 @@ fn build_catalog(_: &CatalogBuildArgs) -> Result<(), String> {
 
 #[cfg(feature = "encoder")]
 fn build_catalog(args: &CatalogBuildArgs) -> Result<(), String> {
-    use fedmr_core::encoder::{ImageEncoderOptions, TextEncoderOptions};
+    use fedmr_encoder::{ImageEncoderOptions, TextEncoderOptions};
     use fedmr_server::catalog_build::{BuildPlan, ImageModel, build, mmrec_features, read_items};
     let (items, mut npy) = match (&args.items, &args.mmrec) {
         (Some(path), _) => (read_items(path).map_err(|e| e.to_string())?, Vec::new()),

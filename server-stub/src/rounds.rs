@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
+use fedmr_core::codec;
 use fedmr_core::model::{GlobalModel, ModelConfig};
 use fedmr_core::train::TrainConfig;
-use fedmr_core::update::ModelUpdate;
-use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage, codec};
+use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage};
 
 use crate::auth::{Tokens, digest, new_token};
 use crate::config::{NormPolicy, ServerConfig};
@@ -135,15 +135,7 @@ impl ServerCore {
             global,
         };
 
-        let mut aggregator = Aggregator::new(&snapshot.global, snapshot.config.backbone);
-        let mut submitted = HashMap::new();
-        for u in db.updates_of(snapshot.version)? {
-            // Stored after validation (and clipping), so replay cannot fail
-            // unless the file was damaged.
-            let message = UpdateMessage::decode(&u.payload)?;
-            aggregator.add(&snapshot.global, &message.to_update(snapshot.global.dim())?)?;
-            submitted.insert(u.client, u.idempotency_key);
-        }
+        let (aggregator, submitted) = replay_round(&db, &snapshot)?;
         let tokens = Tokens::default();
         for (client, d) in db.clients()? {
             tokens.insert(d, client);
@@ -229,12 +221,12 @@ impl ServerCore {
             .map_err(|e| ServerError::Invalid(e.to_string()))?;
         let mut stored_bytes = None;
         if let Some(bound) = self.config.norm_bound {
-            let norm = l2_norm(&update);
+            let norm = update.l2_norm();
             if norm > bound {
                 match self.config.norm_policy {
                     NormPolicy::Reject => return Err(ServerError::NormTooLarge { norm, bound }),
                     NormPolicy::Clip => {
-                        scale(&mut update, bound / norm);
+                        update.scale(bound / norm);
                         let clipped = UpdateMessage::new(
                             message.round,
                             message.base_version,
@@ -323,16 +315,12 @@ impl ServerCore {
             bytes,
             optimizer: codec::encode(&optimizer),
         };
-        if let Err(e) = lock(&self.db).close_round(snap.version, &stored) {
+        let closed = lock(&self.db).close_round(snap.version, &stored);
+        if let Err(e) = closed {
             // Not stored: rebuild the open round from its stored updates,
             // as a restart would, and keep it open.
-            round.aggregator = Aggregator::new(&snap.global, snap.config.backbone);
-            for u in lock(&self.db).updates_of(snap.version)? {
-                let m = UpdateMessage::decode(&u.payload)?;
-                round
-                    .aggregator
-                    .add(&snap.global, &m.to_update(snap.global.dim())?)?;
-            }
+            let db = lock(&self.db);
+            (round.aggregator, round.submitted) = replay_round(&db, snap)?;
             return Err(e);
         }
         let next = Snapshot {
@@ -354,19 +342,22 @@ impl ServerCore {
     }
 }
 
-fn l2_norm(update: &ModelUpdate) -> f32 {
-    let sq: f64 = update
-        .dense
-        .iter()
-        .chain(update.item_rows.values.iter())
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum();
-    sq.sqrt() as f32
-}
-
-fn scale(update: &mut ModelUpdate, factor: f32) {
-    update.dense.iter_mut().for_each(|v| *v *= factor);
-    update.item_rows.values.mapv_inplace(|v| v * factor);
+/// The open round of `snap` rebuilt from its stored updates, in arrival
+/// order: the aggregate so far and each client's idempotency key.
+fn replay_round(
+    db: &ServerDb,
+    snap: &Snapshot,
+) -> Result<(Aggregator, HashMap<String, String>), ServerError> {
+    let mut aggregator = Aggregator::new(&snap.global, snap.config.backbone);
+    let mut submitted = HashMap::new();
+    for u in db.updates_of(snap.version)? {
+        // Stored after validation (and clipping), so replay cannot fail
+        // unless the file was damaged.
+        let message = UpdateMessage::decode(&u.payload)?;
+        aggregator.add(&snap.global, &message.to_update(snap.global.dim())?)?;
+        submitted.insert(u.client, u.idempotency_key);
+    }
+    Ok((aggregator, submitted))
 }
 
 /// How long the deadline checker sleeps between ticks.

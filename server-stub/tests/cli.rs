@@ -100,7 +100,7 @@ fn catalog_build_from_npy_then_serve_it() {
     std::fs::write(&items, "key\ttitle\nm-1\tHeat\nm-2\tAlien\nm-3\tUp\n").unwrap();
     let npy = dir.join("image.npy");
     let features = ndarray::Array2::from_shape_fn((3, 5), |(i, j)| (i + j) as f32 / 7.0);
-    fedmr_core::data::npy::write_npy_f32(&npy, &features).unwrap();
+    fedmr_data::npy::write_npy_f32(&npy, &features).unwrap();
     let out = dir.join("catalog.fdmr");
     let status = Command::new(BIN)
         .args(["catalog", "build", "--items"])
@@ -141,7 +141,7 @@ fn catalog_build_from_npy_then_serve_it() {
 
     // Bad inputs: a wrong row count, nothing to build, a missing file.
     let short = dir.join("short.npy");
-    fedmr_core::data::npy::write_npy_f32(&short, &features.slice(ndarray::s![..2, ..]).to_owned())
+    fedmr_data::npy::write_npy_f32(&short, &features.slice(ndarray::s![..2, ..]).to_owned())
         .unwrap();
     for args in [
         vec!["--npy".to_string(), format!("image={}", short.display())],
@@ -164,11 +164,7 @@ fn catalog_build_from_npy_then_serve_it() {
 /// `catalog build` with the sentence encoder (scripts/fetch-models).
 #[test]
 fn catalog_build_encodes_text() {
-    let models = std::env::var_os("FEDMR_MODELS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/models")
-        });
+    let models = fedmr_test_support::models_dir();
     let model = models.join("paraphrase-minilm-l3");
     if !model.join("model.onnx").is_file() {
         let message = format!("{} not found: run scripts/fetch-models", model.display());

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fedmr_core::client::Remote;
-use fedmr_core::{Client, ClientConfig, Error, Interaction, InteractionKind, TrainOptions};
+use fedmr_sdk::Remote;
+use fedmr_sdk::{Client, ClientConfig, Error, Interaction, InteractionKind, TrainOptions};
 use fedmr_server::NormPolicy;
 
 fn client(dir: &TempDir, name: &str) -> Client {

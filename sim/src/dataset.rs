@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use fedmr_core::data::npy::{read_npy_f32, write_npy_f32};
-use fedmr_core::data::recbole::{load_recbole, ml100k_dir};
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
-use fedmr_core::data::{Dataset, Modality, mmrec::load_mmrec};
+use fedmr_core::data::{Dataset, Modality};
 use fedmr_core::model::Catalog;
 use fedmr_core::{Error, Result};
+use fedmr_data::mmrec::load_mmrec;
+use fedmr_data::npy::{read_npy_f32, write_npy_f32};
+use fedmr_data::recbole::{load_recbole, ml100k_dir};
 
 /// The sentence encoder of RecBole datasets' text modality (fetched by
 /// scripts/fetch-models).
@@ -89,7 +90,7 @@ fn text_features(dir: &Path, texts: &[String]) -> Result<Array2<f32>> {
 
 #[cfg(feature = "encoder")]
 fn encode_texts(texts: &[String]) -> Result<Array2<f32>> {
-    use fedmr_core::encoder::{TextEncoder, TextEncoderOptions};
+    use fedmr_encoder::{TextEncoder, TextEncoderOptions};
     let model = models_dir().join(TEXT_MODEL);
     let encoder = TextEncoder::load(&model, TextEncoderOptions::default()).map_err(|e| {
         Error::InvalidDataset(format!(

@@ -1,11 +1,11 @@
 //! Repeated runs: several seeds, a learning-rate search on validation, and
 //! the non-learned baselines evaluated by the same evaluator.
 
-use fedmr_core::baselines;
 use fedmr_core::data::Dataset;
-use fedmr_core::eval::{EvalReport, Target, evaluate};
 use fedmr_core::model::Catalog;
 use fedmr_core::{Error, Result};
+use fedmr_data::baselines;
+use fedmr_data::eval::{EvalReport, Target, evaluate};
 
 use crate::federation::{Federation, RoundRecord, RunResult, SimConfig};
 

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use fedmr_core::aggregate::ServerStep;
 use fedmr_core::data::{Dataset, UserData};
-use fedmr_core::eval::{EvalReport, Target, evaluate};
 use fedmr_core::model::{Catalog, GlobalModel, ModelConfig, PrivateState};
 use fedmr_core::rank::{ItemViews, preference, score_all};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::{TrainConfig, train_local};
 use fedmr_core::update::ModelUpdate;
 use fedmr_core::{Error, Result};
+use fedmr_data::eval::{EvalReport, Target, evaluate};
 
 use crate::coordinator::{Coordinator, InProcess};
 

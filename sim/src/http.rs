@@ -1,5 +1,5 @@
 //! The federation over real HTTP: an in-process `fedmr-server` on
-//! 127.0.0.1, and one real `fedmr_core::Client` per simulated phone, each
+//! 127.0.0.1, and one real `fedmr_sdk::Client` per simulated phone, each
 //! with its own SQLite file, syncing, training and uploading as an app
 //! would. Given the same seed it computes exactly what the in-process
 //! federation computes: the same private-state seeds and per-round random
@@ -9,12 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fedmr_core::client::Remote;
 use fedmr_core::data::{Dataset, UserData};
-use fedmr_core::eval::{EvalReport, Target, evaluate};
 use fedmr_core::model::{Catalog, GlobalModel};
 use fedmr_core::wire::CatalogMessage;
-use fedmr_core::{Client, ClientConfig, Error, Interaction, InteractionKind, Result, TrainOptions};
+use fedmr_core::{Error, Result};
+use fedmr_data::eval::{EvalReport, Target, evaluate};
+use fedmr_sdk::Remote;
+use fedmr_sdk::{Client, ClientConfig, Interaction, InteractionKind, TrainOptions};
 use fedmr_server::{Genesis, RunningServer, ServerConfig, ServerCore, item_key};
 
 use crate::federation::{Rounds, SimConfig, phone_seed, round_seed, select_clients};
@@ -44,6 +45,15 @@ pub struct HttpFederation {
 
 fn to_error(e: fedmr_server::ServerError) -> Error {
     Error::InvalidConfig(format!("server: {e}"))
+}
+
+/// A phone's SDK error in the simulation's terms: divergence stays
+/// divergence (the experiment falls through to the next step size on it).
+fn phone_error(e: fedmr_sdk::Error) -> Error {
+    match e {
+        fedmr_sdk::Error::Diverged { lr } => Error::Diverged { lr },
+        other => Error::InvalidConfig(format!("phone: {other}")),
+    }
 }
 
 impl HttpFederation {
@@ -114,7 +124,8 @@ impl HttpFederation {
                 db_path: phones_dir.join(format!("{user}.sqlite")),
                 retention_cap: 1_000_000,
                 seed: Some(phone_seed(&config, user)),
-            })?;
+            })
+            .map_err(phone_error)?;
             let history: Vec<Interaction> = data
                 .train
                 .iter()
@@ -125,7 +136,7 @@ impl HttpFederation {
                     timestamp_ms: t as i64,
                 })
                 .collect();
-            client.record_batch(&history)?;
+            client.record_batch(&history).map_err(phone_error)?;
             phones.push(HttpPhone {
                 data,
                 user,
@@ -153,7 +164,12 @@ impl HttpFederation {
 
     /// Downloads the current catalog/model on every phone (conditional).
     fn sync_all(&self, phones: &[&HttpPhone]) -> Result<u64> {
-        let bytes = self.on_phones(phones, |p| Ok(p.client.sync(&p.remote)?.bytes_downloaded))?;
+        let bytes = self.on_phones(phones, |p| {
+            Ok(p.client
+                .sync(&p.remote)
+                .map_err(phone_error)?
+                .bytes_downloaded)
+        })?;
         Ok(bytes.into_iter().sum())
     }
 
@@ -192,11 +208,14 @@ impl Rounds for HttpFederation {
         let config = &self.config;
         // Local training in parallel...
         let losses = self.on_phones(&chosen, |p| {
-            let report = p.client.train(&TrainOptions {
-                config: Some(config.train.clone()),
-                rng_seed: Some(round_seed(config, p.user, round)),
-                ..TrainOptions::default()
-            })?;
+            let report = p
+                .client
+                .train(&TrainOptions {
+                    config: Some(config.train.clone()),
+                    rng_seed: Some(round_seed(config, p.user, round)),
+                    ..TrainOptions::default()
+                })
+                .map_err(phone_error)?;
             Ok(f64::from(*report.losses.last().unwrap_or(&f32::NAN)))
         })?;
         let loss_sum: f64 = losses.iter().sum();
@@ -204,7 +223,7 @@ impl Rounds for HttpFederation {
         // added in the order the in-process federation adds them.
         let mut uploaded = 0;
         for p in &chosen {
-            let report = p.client.upload(&p.remote)?;
+            let report = p.client.upload(&p.remote).map_err(phone_error)?;
             if report.delivered != 1 || report.remaining != 0 || report.dropped != 0 {
                 return Err(Error::InvalidConfig(format!(
                     "phone {}: upload not delivered: {report:?}",
@@ -233,7 +252,7 @@ impl Rounds for HttpFederation {
         if let Some(t) = self.traffic.last_mut() {
             t.downloaded += downloaded;
         }
-        let scores = self.on_phones(&everyone, |p| p.client.scores())?;
+        let scores = self.on_phones(&everyone, |p| p.client.scores().map_err(phone_error))?;
         let users: Vec<UserData> = self.phones.iter().map(|p| p.data.clone()).collect();
         Ok(targets
             .iter()
@@ -245,7 +264,8 @@ impl Rounds for HttpFederation {
         let everyone: Vec<&HttpPhone> = self.phones.iter().collect();
         self.on_phones(&everyone, |p| {
             Ok(p.client
-                .preferences()?
+                .preferences()
+                .map_err(phone_error)?
                 .experts
                 .iter()
                 .map(|e| e.weight)

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use fedmr_core::eval::{EvalReport, Metrics};
+use fedmr_data::eval::{EvalReport, Metrics};
 
 use crate::federation::RunResult;
 

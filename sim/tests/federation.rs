@@ -1,12 +1,12 @@
 //! The simulation end to end: it learns, it is reproducible whatever the
 //! number of threads, and on KU (when present) it beats popularity.
 
-use fedmr_core::baselines;
-use fedmr_core::data::mmrec::shared_ku_dir;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
-use fedmr_core::eval::{Target, evaluate};
 use fedmr_core::model::{Backbone, FusionMode, ModelConfig, PrivateState};
 use fedmr_core::train::TrainConfig;
+use fedmr_data::baselines;
+use fedmr_data::eval::{Target, evaluate};
+use fedmr_data::mmrec::shared_ku_dir;
 use fedmr_sim::coordinator::Coordinator;
 use fedmr_sim::dataset;
 use fedmr_sim::experiment::run_once;

@@ -4,11 +4,11 @@
 //! round, same private state, same global model), and scoring the real
 //! targets with either model gives the same ranks. On KU when present.
 
-use fedmr_core::data::mmrec::shared_ku_dir;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::data::{Dataset, SplitLabel};
 use fedmr_core::model::{Backbone, FusionMode, ModelConfig};
 use fedmr_core::train::TrainConfig;
+use fedmr_data::mmrec::shared_ku_dir;
 use fedmr_sim::coordinator::Coordinator;
 use fedmr_sim::dataset;
 use fedmr_sim::federation::{Federation, SimConfig};

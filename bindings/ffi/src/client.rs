@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmr_core::client::{self as core, CancelFlag};
-use fedmr_core::train::EpochProgress;
+use fedmr_sdk::EpochProgress;
+use fedmr_sdk::{self as core, CancelFlag};
 
 use crate::error::FedmrError;
 use crate::records::*;
@@ -178,7 +178,7 @@ impl FedmrClient {
 /// version-1 model, for demos and tests.
 #[uniffi::export]
 pub fn sample_server_data(n_items: u32, seed: u64) -> Result<SampleServerData> {
-    let data = fedmr_core::demo::sample_server_data(n_items as usize, seed)?;
+    let data = fedmr_sdk::demo::sample_server_data(n_items as usize, seed)?;
     Ok(SampleServerData {
         catalog: data.catalog,
         model: data.model,

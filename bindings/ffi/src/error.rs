@@ -1,7 +1,7 @@
 //! The one public error of the bindings: fedmr-core's errors grouped by what
 //! an app can do about them, with the core's message.
 
-use fedmr_core::Error;
+use fedmr_sdk::Error;
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum FedmrError {

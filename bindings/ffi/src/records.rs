@@ -1,7 +1,7 @@
 //! Records and enums that cross the FFI, each converted to or from its
 //! fedmr-core counterpart.
 
-use fedmr_core::client as core;
+use fedmr_sdk as core;
 
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
 pub enum InteractionKind {
@@ -16,9 +16,9 @@ pub enum InteractionKind {
     },
 }
 
-impl From<InteractionKind> for fedmr_core::InteractionKind {
+impl From<InteractionKind> for fedmr_sdk::InteractionKind {
     fn from(k: InteractionKind) -> Self {
-        use fedmr_core::InteractionKind as K;
+        use fedmr_sdk::InteractionKind as K;
         match k {
             InteractionKind::View => K::View,
             InteractionKind::Click => K::Click,

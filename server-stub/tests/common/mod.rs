@@ -2,9 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use fedmr_core::data::Dataset;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::model::params::Tensors;
@@ -33,26 +30,7 @@ pub fn model_config() -> ModelConfig {
     }
 }
 
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("fedmr-server-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use fedmr_test_support::TempDir;
 
 pub fn open_core(config: ServerConfig) -> ServerCore {
     let ds = dataset();

@@ -1,0 +1,155 @@
+//! The parameters a round trains: a copy of the global dense parameters,
+//! of the touched item rows, of the user's private model and (FedRAP) of
+//! the touched personal rows. One full-batch SGD step per epoch; the copy
+//! becomes the upload and the new private state only when the round ends.
+
+use ndarray::{Array1, Array2};
+
+use super::personal::{merge_rows, personal_rows_of};
+use super::{RoundPlan, TrainConfig};
+use crate::model::layers::embedding::{gather, scatter_add};
+use crate::model::optim::sgd_step;
+use crate::model::params::{Global, Tensors};
+use crate::model::rap::{RapWeights, regularizer};
+use crate::model::stack::{Batch, loss_and_gradients};
+use crate::model::{
+    Backbone, Catalog, DenseParams, Fusion, GlobalModel, PersonalItems, PrivateState, SparseRows,
+    UserModel,
+};
+use crate::update::ModelUpdate;
+
+pub(super) struct LocalCopy {
+    dense: Global<DenseParams>,
+    /// The touched item rows, in `RoundPlan::touched` order.
+    rows: Array2<f32>,
+    /// FedRAP's personal rows P_u of the touched items (zero where new).
+    personal: Option<Array2<f32>>,
+    user: UserModel,
+}
+
+impl LocalCopy {
+    pub(super) fn new(
+        global: &GlobalModel,
+        backbone: Backbone,
+        state: &PrivateState,
+        plan: &RoundPlan,
+    ) -> Self {
+        let additive = backbone.personal_items() == PersonalItems::Add;
+        LocalCopy {
+            dense: global.dense.clone(),
+            rows: gather(&global.items.0.0.view(), &plan.touched_indices()),
+            personal: additive.then(|| personal_rows_of(state, plan.touched(), global.dim())),
+            user: state.model.0.clone(),
+        }
+    }
+
+    /// One SGD step on `batch` (local row positions, the first `positives`
+    /// of them positive); returns the epoch's loss before the step.
+    pub(super) fn epoch(
+        &mut self,
+        batch: &[usize],
+        positives: usize,
+        touched_features: &Catalog,
+        config: &TrainConfig,
+        rap_weights: RapWeights,
+    ) -> f32 {
+        let id_rows = gather(&self.rows.view(), batch);
+        let features = match &self.dense.fusion {
+            Fusion::IdOnly => Vec::new(),
+            Fusion::Mffm(_) => touched_features.gather(batch),
+        };
+        let personal_batch = self.personal.as_ref().map(|p| gather(&p.view(), batch));
+        let labels: Array1<f32> = (0..batch.len())
+            .map(|k| if k < positives { 1.0 } else { 0.0 })
+            .collect();
+        let grads = loss_and_gradients(
+            &self.dense,
+            &self.user,
+            &Batch {
+                id_rows: id_rows.view(),
+                features: features.iter().map(|f| f.view()).collect(),
+                labels: labels.view(),
+                positives,
+                personal_rows: personal_batch.as_ref().map(|p| p.view()),
+            },
+        );
+        let mut loss = grads.loss;
+        sgd_step(&mut self.dense.0, &grads.dense.flatten(), config.lr);
+        sgd_step(&mut self.user, &grads.user.flatten(), config.lr);
+        let mut d_rows = Array2::zeros(self.rows.raw_dim());
+        scatter_add(&mut d_rows, batch, &grads.id_rows.view());
+        if let (Some(p), Some(d_batch)) = (self.personal.as_mut(), &grads.personal_rows) {
+            let mut d_personal = Array2::zeros(p.raw_dim());
+            scatter_add(&mut d_personal, batch, &d_batch.view());
+            // The regulariser over this epoch's distinct rows.
+            let mut epoch_rows = batch.to_vec();
+            epoch_rows.sort_unstable();
+            epoch_rows.dedup();
+            let (reg, d_p, d_q) = regularizer(
+                &gather(&p.view(), &epoch_rows).view(),
+                &gather(&self.rows.view(), &epoch_rows).view(),
+                rap_weights,
+            );
+            loss += reg;
+            scatter_add(&mut d_personal, &epoch_rows, &d_p.view());
+            scatter_add(&mut d_rows, &epoch_rows, &d_q.view());
+            // P_u is private, like the head: it steps with the dense rate,
+            // so the shared rows (item rate) carry what users have in common.
+            p.scaled_add(-config.lr, &d_personal);
+        }
+        self.rows
+            .scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
+        loss
+    }
+
+    pub(super) fn all_finite(&self) -> bool {
+        self.dense.all_finite()
+            && self.user.all_finite()
+            && self
+                .personal
+                .as_ref()
+                .is_none_or(|p| p.iter().all(|v| v.is_finite()))
+            && self.rows.iter().all(|v| v.is_finite())
+    }
+
+    /// The upload (change of the global parameters) after `epochs_run`
+    /// epochs; the user's private model and personal rows move into `state`.
+    pub(super) fn finish(
+        self,
+        global: &GlobalModel,
+        backbone: Backbone,
+        state: &mut PrivateState,
+        plan: &RoundPlan,
+        epochs_run: usize,
+        samples: u64,
+    ) -> ModelUpdate {
+        // Stopped early: rows only the skipped epochs would have touched did not
+        // change, and sending them would drag the server's row average to zero.
+        let (touched, rows, personal) = if epochs_run < plan.negatives.len() {
+            let kept = plan.touched_in(epochs_run);
+            let kept_local: Vec<usize> = kept.iter().map(|&i| plan.local_index(i)).collect();
+            let personal = self.personal.map(|p| gather(&p.view(), &kept_local));
+            (kept, gather(&self.rows.view(), &kept_local), personal)
+        } else {
+            (plan.touched().to_vec(), self.rows, self.personal)
+        };
+        state.model.0 = self.user;
+        let trained_rows = Global(SparseRows {
+            ids: touched,
+            values: rows,
+        });
+        let update = ModelUpdate::from_training(global, &self.dense, &trained_rows, samples);
+        match backbone.personal_items() {
+            PersonalItems::None => {}
+            PersonalItems::Replace => state.personal_items.0 = Some(trained_rows.0),
+            PersonalItems::Add => {
+                let trained = SparseRows {
+                    ids: trained_rows.0.ids,
+                    values: personal.expect("additive backbones train personal rows"),
+                };
+                state.personal_items.0 = Some(merge_rows(state.personal_items.0.take(), trained));
+            }
+        }
+        update
+    }
+}

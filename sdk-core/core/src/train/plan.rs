@@ -1,0 +1,191 @@
+//! A round's plan: its negatives and the item rows it touches, decided
+//! before any content feature is read (so the caller can fetch exactly
+//! those rows, from memory or from a device's store).
+
+use crate::error::{Error, Result};
+use crate::model::{Catalog, Fusion, GlobalModel};
+use crate::rng::Rng;
+
+use super::TrainConfig;
+
+/// What one local round will train on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundPlan {
+    /// The user's training items, sorted and distinct.
+    pub(super) positives: Vec<u32>,
+    /// Each epoch's negatives, in draw order.
+    pub(super) negatives: Vec<Vec<u32>>,
+    /// Negatives per epoch as configured (positives x negatives per positive).
+    per_epoch: usize,
+    /// Every item the round touches, sorted and distinct.
+    touched: Vec<u32>,
+}
+
+/// Checks the round's inputs and draws every epoch's negatives up front, so
+/// the touched rows are known and the item table is trained as a compact
+/// local copy of those rows only. `rng` is the stream for this user and round.
+pub fn plan_round(
+    global: &GlobalModel,
+    positives: &[u32],
+    config: &TrainConfig,
+    rng: &mut Rng,
+) -> Result<RoundPlan> {
+    config.validate()?;
+    let n_items = global.n_items();
+    if positives.is_empty() {
+        return Err(Error::InvalidConfig(
+            "a user needs at least one training item".into(),
+        ));
+    }
+    if let Some(&bad) = positives.iter().find(|&&i| i as usize >= n_items) {
+        return Err(Error::InvalidConfig(format!(
+            "item {bad} is outside the catalog of {n_items}"
+        )));
+    }
+    let mut seen = positives.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    let per_epoch = seen.len() * config.negatives;
+    let negatives: Vec<Vec<u32>> = (0..config.epochs)
+        .map(|_| sample_negatives(&seen, n_items, per_epoch, rng))
+        .collect();
+    let touched = touched_items(&seen, &negatives);
+    Ok(RoundPlan {
+        positives: seen,
+        negatives,
+        per_epoch,
+        touched,
+    })
+}
+
+impl RoundPlan {
+    /// The item ids whose rows (and content features) the round needs, ascending.
+    pub fn touched(&self) -> &[u32] {
+        &self.touched
+    }
+
+    /// The content rows of the touched items, gathered from a whole catalog
+    /// (none for an ID-only model).
+    pub fn features_from(&self, global: &GlobalModel, catalog: &Catalog) -> Catalog {
+        match global.fusion() {
+            Fusion::IdOnly => Catalog::default(),
+            Fusion::Mffm(_) => Catalog {
+                n_items: self.touched.len(),
+                features: catalog.gather(&self.touched_indices()),
+            },
+        }
+    }
+
+    /// Refuses features that are not one row per touched item in every
+    /// modality the model reads.
+    pub(super) fn check_features(&self, global: &GlobalModel, features: &Catalog) -> Result<()> {
+        let Fusion::Mffm(mffm) = global.fusion() else {
+            return Ok(());
+        };
+        let rows_ok = features.n_items == self.touched.len()
+            && features
+                .features
+                .iter()
+                .all(|f| f.nrows() == self.touched.len());
+        if !rows_ok || features.modality_dims() != mffm.modality_dims() {
+            return Err(Error::Shape(format!(
+                "round features: {} rows of widths {:?} for {} touched items of widths {:?}",
+                features.n_items,
+                features.modality_dims(),
+                self.touched.len(),
+                mffm.modality_dims()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn touched_indices(&self) -> Vec<usize> {
+        self.touched.iter().map(|&i| i as usize).collect()
+    }
+
+    /// Position of `id` among the touched rows.
+    pub(super) fn local_index(&self, id: u32) -> usize {
+        self.touched.binary_search(&id).expect("touched item")
+    }
+
+    /// One epoch's batch as local row positions: positives first, then `negatives`.
+    pub(super) fn batch(&self, negatives: &[u32]) -> Vec<usize> {
+        self.positives
+            .iter()
+            .chain(negatives)
+            .map(|&i| self.local_index(i))
+            .collect()
+    }
+
+    /// The rows the first `epochs` epochs touched.
+    pub(super) fn touched_in(&self, epochs: usize) -> Vec<u32> {
+        touched_items(&self.positives, &self.negatives[..epochs])
+    }
+
+    /// Training samples behind the round's update.
+    pub(super) fn samples(&self) -> u64 {
+        (self.positives.len() + self.per_epoch) as u64
+    }
+}
+
+/// The sorted, distinct items of `seen` and `negatives`.
+fn touched_items(seen: &[u32], negatives: &[Vec<u32>]) -> Vec<u32> {
+    let mut touched: Vec<u32> = seen
+        .iter()
+        .chain(negatives.iter().flatten())
+        .copied()
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    touched
+}
+
+/// `count` items drawn uniformly (with replacement) from those not in
+/// `seen` (sorted). Empty when the user has seen every item.
+pub fn sample_negatives(seen: &[u32], n_items: usize, count: usize, rng: &mut Rng) -> Vec<u32> {
+    let free = n_items - seen.len();
+    if free == 0 || count == 0 {
+        return Vec::new();
+    }
+    // Map a uniform index over the unseen items to an item id by skipping the
+    // seen ones below it: exact and O(log |seen|) without building the complement.
+    (0..count)
+        .map(|_| {
+            let k = rng.below(free as u64) as u32;
+            // Smallest x with k + 1 unseen items in [0, x]; that x is unseen.
+            let (mut lo, mut hi) = (k, k + seen.len() as u32);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let unseen_upto_mid = mid + 1 - seen.partition_point(|&s| s <= mid) as u32;
+                if unseen_upto_mid > k {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negatives_are_uniform_over_unseen_items() {
+        let seen = [0u32, 2, 3, 7, 9];
+        let mut rng = Rng::new(5);
+        let draws = sample_negatives(&seen, 10, 50_000, &mut rng);
+        let mut counts = [0u32; 10];
+        draws.iter().for_each(|&d| counts[d as usize] += 1);
+        for (item, &c) in counts.iter().enumerate() {
+            if seen.contains(&(item as u32)) {
+                assert_eq!(c, 0, "seen item {item} drawn");
+            } else {
+                assert!((9_000..11_000).contains(&c), "item {item}: {c}");
+            }
+        }
+        assert!(sample_negatives(&[0, 1, 2], 3, 5, &mut rng).is_empty());
+    }
+}

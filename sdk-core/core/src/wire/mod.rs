@@ -1,0 +1,19 @@
+//! Everything that crosses a process boundary as bytes: the catalog and the
+//! global model a device downloads, and the update it uploads.
+//!
+//! `envelope` frames every message (magic, protocol version, kind, length,
+//! sha256 of the body); the message files define the bodies and their
+//! checks, encoded through `crate::codec`.
+
+mod envelope;
+mod feature_rows;
+mod messages;
+
+pub use envelope::{
+    HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, digest_hex, open, seal,
+};
+pub use feature_rows::{decode_feature_rows, encode_f16};
+pub use messages::{
+    CatalogItem, CatalogMessage, MAX_ITEM_KEY_BYTES, ModalitySpec, ModelMessage, RoundMessage,
+    UpdateMessage,
+};

@@ -1,0 +1,103 @@
+//! Local training: it learns, it is reproducible, and its update carries the
+//! change of the global parameters only.
+
+use fedmr_core::model::Backbone;
+use fedmr_core::model::params::Tensors;
+use fedmr_core::train::TrainConfig;
+use fedmr_test_support::Fixture;
+
+#[test]
+fn loss_decreases_over_local_epochs() {
+    let f = Fixture::new(Backbone::FedAvg);
+    let mut state = f.state(7);
+    let train = TrainConfig {
+        item_lr: None,
+        lr: 0.5,
+        epochs: 30,
+        negatives: 1,
+        ..TrainConfig::default()
+    };
+    let (_, report) = f.train(&mut state, &f.users[0].train, &train, 1).unwrap();
+    let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+}
+
+#[test]
+fn same_seed_same_update_bit_for_bit() {
+    let f = Fixture::new(Backbone::FedAvg);
+    let run = |seed| {
+        let mut state = f.state(7);
+        let (u, _) = f
+            .train(&mut state, &f.users[1].train, &TrainConfig::default(), seed)
+            .unwrap();
+        (u, state)
+    };
+    let (a, sa) = run(5);
+    let (b, sb) = run(5);
+    let (c, _) = run(6);
+    assert_eq!(a, b);
+    assert_eq!(sa, sb);
+    assert_ne!(
+        a.item_rows.ids, c.item_rows.ids,
+        "another seed samples other negatives"
+    );
+}
+
+#[test]
+fn update_holds_global_changes_only() {
+    let f = Fixture::new(Backbone::PFedRec);
+    let mut state = f.state(7);
+    let before = state.clone();
+    let user = &f.users[2];
+    let (update, _) = f
+        .train(&mut state, &user.train, &TrainConfig::default(), 3)
+        .unwrap();
+    // Dense part: exactly the fusion parameters, nothing of the router or head.
+    assert_eq!(update.dense.len(), f.global.dense.num_params());
+    assert!(update.dense.iter().any(|&d| d != 0.0));
+    // Sparse part: the positives and the sampled negatives, no other rows.
+    let mut positives = user.train.clone();
+    positives.sort_unstable();
+    assert!(positives.iter().all(|p| update.item_rows.ids.contains(p)));
+    assert!(update.item_rows.ids.len() < f.ds.n_items);
+    update.validate(&f.global).unwrap();
+    // The private state moved, and it is not in the upload.
+    assert_ne!(state.model.0, before.model.0);
+    let private = state.model.0.flatten();
+    assert!(
+        !update
+            .dense
+            .windows(private.len().min(4))
+            .any(|w| private.windows(w.len()).any(|p| p == w))
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let f = Fixture::new(Backbone::FedAvg);
+    let mut state = f.state(7);
+    let before = state.clone();
+    let t = TrainConfig::default();
+    assert!(f.train(&mut state, &[], &t, 1).is_err());
+    assert!(f.train(&mut state, &[f.ds.n_items as u32], &t, 1).is_err());
+    let nan = TrainConfig {
+        lr: f32::NAN,
+        ..t.clone()
+    };
+    assert!(f.train(&mut state, &[0], &nan, 1).is_err());
+    let zero_epochs = TrainConfig { epochs: 0, ..t };
+    assert!(f.train(&mut state, &[0], &zero_epochs, 1).is_err());
+    let huge = TrainConfig {
+        lr: 1e30,
+        item_lr: None,
+        epochs: 3,
+        negatives: 1,
+        ..TrainConfig::default()
+    };
+    let err = f.train(&mut state, &[0, 1, 2], &huge, 1);
+    assert!(
+        matches!(err, Err(fedmr_core::Error::Diverged { .. })),
+        "{err:?}"
+    );
+    assert_eq!(state, before, "a rejected call changes nothing");
+}

@@ -1,0 +1,385 @@
+//! Scoring for `recommend` and `preferences`, without ever holding every
+//! item's views or features in memory: the catalog is read from the store
+//! in chunks and scored through the core's `ScoreBuilder`, the same path
+//! the simulation takes. `ItemScores` are cached by the client (see
+//! `fedmr_core::rank::scores` for why 3 floats per item are enough).
+
+use std::collections::HashSet;
+
+use ndarray::{Array1, Array2};
+
+use super::installed::{InstalledCatalog, InstalledModel, decode_rows};
+use super::types::{ExpertWeight, ModalityShare, Preferences};
+use crate::store::Store;
+use crate::{Error, Result};
+use fedmr_core::model::{Catalog, Fusion, PrivateState};
+pub(crate) use fedmr_core::rank::ItemScores;
+use fedmr_core::rank::{
+    ScoreBuilder, router_weights as weights_of, user_id_rows, views_from_features,
+};
+
+/// Items per chunk when scanning the catalog: bounds memory to a few MB.
+pub(crate) const CHUNK: usize = 2048;
+
+/// The user's history as the model sees it.
+pub(crate) struct History {
+    /// Catalog ids of items with a positive net weight (training positives,
+    /// the router's context), in the order the user first met them.
+    pub positives: Vec<u32>,
+    /// Catalog ids of every interacted item, sorted.
+    pub seen: Vec<u32>,
+    /// Interacted keys the catalog does not know.
+    pub unknown: usize,
+}
+
+impl History {
+    pub fn load(store: &Store, catalog: &InstalledCatalog) -> Result<Self> {
+        let mut positives = Vec::new();
+        let mut seen = Vec::new();
+        let mut unknown = 0;
+        for (key, weight) in store.item_weights()? {
+            match catalog.ids.get(&key) {
+                Some(&id) => {
+                    seen.push(id);
+                    if weight > 0.0 {
+                        positives.push(id);
+                    }
+                }
+                None => unknown += 1,
+            }
+        }
+        seen.sort_unstable();
+        Ok(History {
+            positives,
+            seen,
+            unknown,
+        })
+    }
+}
+
+/// Expert views of `ids` for this user, their features read from the store.
+pub(crate) fn views_of(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    ids: &[u32],
+) -> Result<Vec<Array2<f32>>> {
+    let features = match *model.global.fusion() {
+        Fusion::IdOnly => Catalog::default(),
+        _ => {
+            let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
+            Catalog {
+                n_items: ids.len(),
+                features: decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?,
+            }
+        }
+    };
+    Ok(views_from_features(&model.global, state, ids, &features))
+}
+
+/// Every item's scores, scanning the catalog once, `chunk` items at a
+/// time. `weights` (the user's router weights) are used only by heads that
+/// need them.
+pub(crate) fn item_scores(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    weights: &Array1<f32>,
+    chunk: usize,
+) -> Result<ItemScores> {
+    let global = &model.global;
+    let mut builder = ScoreBuilder::new(global, state, weights);
+    let dims = catalog.modality_dims();
+    let mut add_chunk = |first: usize, feature_rows: &[Vec<u8>], len: usize| -> Result<()> {
+        let ids: Vec<u32> = (first as u32..(first + len) as u32).collect();
+        let features = match global.fusion() {
+            Fusion::IdOnly => Catalog::default(),
+            _ => Catalog {
+                n_items: len,
+                features: decode_rows(feature_rows, &dims)?,
+            },
+        };
+        builder.add(&ids, views_from_features(global, state, &ids, &features));
+        Ok(())
+    };
+    let n = global.n_items();
+    match global.fusion() {
+        Fusion::IdOnly => {
+            for first in (0..n).step_by(chunk.max(1)) {
+                add_chunk(first, &[], chunk.max(1).min(n - first))?;
+            }
+        }
+        _ => {
+            store.for_each_feature_chunk(chunk, |first, rows| add_chunk(first, rows, rows.len()))?
+        }
+    }
+    builder.finish().map_err(|e| {
+        Error::Store(format!(
+            "catalog table and model disagree on the item count: {e}"
+        ))
+    })
+}
+
+/// The user's router weights given their positives.
+pub(crate) fn router_weights(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    positives: &[u32],
+) -> Result<Array1<f32>> {
+    if state.model.0.router.is_none() {
+        let experts = model.global.fusion().experts();
+        return Ok(Array1::from_elem(experts, 1.0 / experts as f32));
+    }
+    let hv = views_of(store, catalog, model, state, positives)?;
+    Ok(weights_of(state, &hv))
+}
+
+/// The top `k` of `scores` among `allowed` ids, best first (ties: lower id).
+pub(crate) fn top_k(scores: &[f32], allowed: impl Iterator<Item = u32>, k: usize) -> Vec<u32> {
+    let mut ids: Vec<u32> = allowed.collect();
+    let better = |a: &u32, b: &u32| {
+        scores[*b as usize]
+            .total_cmp(&scores[*a as usize])
+            .then(a.cmp(b))
+    };
+    if k < ids.len() {
+        ids.select_nth_unstable_by(k, better);
+        ids.truncate(k);
+    }
+    ids.sort_unstable_by(better);
+    ids
+}
+
+/// Candidate ids for one `recommend` call.
+pub(crate) fn allowed_ids(
+    catalog: &InstalledCatalog,
+    candidates: Option<&[String]>,
+    exclude: &[u32],
+) -> Result<Vec<u32>> {
+    let excluded = |id: &u32| exclude.binary_search(id).is_ok();
+    match candidates {
+        None => Ok((0..catalog.keys.len() as u32)
+            .filter(|id| !excluded(id))
+            .collect()),
+        Some(keys) => {
+            let mut unique = HashSet::new();
+            let mut ids = Vec::with_capacity(keys.len());
+            for key in keys {
+                let &id = catalog
+                    .ids
+                    .get(key)
+                    .ok_or_else(|| Error::UnknownItem(key.clone()))?;
+                if unique.insert(id) && !excluded(&id) {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        }
+    }
+}
+
+/// Router weights per expert, and per-input shares through the Sum expert.
+pub(crate) fn preferences(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    positives: &[u32],
+    trained: bool,
+) -> Result<Preferences> {
+    let weights = router_weights(store, catalog, model, state, positives)?;
+    let (names, modalities): (Vec<String>, _) = match model.global.fusion() {
+        Fusion::IdOnly => (vec!["id".into()], None),
+        Fusion::Mffm(m) => {
+            let names = m
+                .experts
+                .iter()
+                .map(|e| format!("{e:?}").to_lowercase())
+                .collect();
+            let linear = state.model.0.head.linear().is_some();
+            let shares = if linear
+                && m.experts.contains(&fedmr_core::model::Expert::Sum)
+                && !positives.is_empty()
+            {
+                Some(sum_expert_shares(
+                    store, catalog, model, state, m, positives,
+                )?)
+            } else {
+                None
+            };
+            (names, shares)
+        }
+    };
+    Ok(Preferences {
+        experts: names
+            .into_iter()
+            .zip(weights)
+            .map(|(expert, weight)| ExpertWeight { expert, weight })
+            .collect(),
+        modalities,
+        trained,
+    })
+}
+
+/// Share of input k = mean over the user's items of |z_k . theta| / sum_j |z_j . theta|,
+/// where the Sum expert's view is sum_k z_k.
+fn sum_expert_shares(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    mffm: &fedmr_core::model::Mffm,
+    positives: &[u32],
+) -> Result<Vec<ModalityShare>> {
+    let as_usize: Vec<usize> = positives.iter().map(|&i| i as usize).collect();
+    let features = decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?;
+    let id_rows = user_id_rows(&model.global, state, positives);
+    let feature_views: Vec<_> = features.iter().map(|f| f.view()).collect();
+    let id_view = id_rows.view();
+    let z = mffm.normalized_inputs(mffm.use_id.then_some(&id_view), &feature_views);
+    let Some(head) = state.model.0.head.linear() else {
+        return Ok(Vec::new());
+    };
+    let theta = &head.theta;
+    let contributions: Vec<Array1<f32>> = z.iter().map(|zk| zk.dot(theta).mapv(f32::abs)).collect();
+    let mut shares = vec![0f32; z.len()];
+    for item in 0..positives.len() {
+        let total: f32 = contributions.iter().map(|c| c[item]).sum();
+        if total > 0.0 {
+            for (share, c) in shares.iter_mut().zip(&contributions) {
+                *share += c[item] / total;
+            }
+        }
+    }
+    let sum: f32 = shares.iter().sum();
+    let mut names: Vec<String> = Vec::new();
+    if mffm.use_id {
+        names.push("id".into());
+    }
+    names.extend(catalog.meta.modalities.iter().map(|m| m.name.clone()));
+    Ok(names
+        .into_iter()
+        .zip(shares)
+        .map(|(modality, share)| ModalityShare {
+            modality,
+            share: if sum > 0.0 { share / sum } else { 0.0 },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedmr_core::data::synthetic::{SyntheticConfig, generate};
+    use fedmr_core::model::{Backbone, FusionMode, GlobalModel, ModelConfig};
+    use fedmr_core::rank::{ItemViews, score_all};
+    use fedmr_core::rng::Rng;
+    use fedmr_core::train::{TrainConfig, train_local};
+    use fedmr_core::wire::{CatalogMessage, ModelMessage};
+    use fedmr_test_support::TempDir;
+
+    /// The chunked, store-backed scores equal the simulator's in-memory
+    /// `score_all` (on the same f16-rounded features), for every backbone
+    /// and fusion, including PFedRec's personal rows.
+    #[test]
+    fn chunked_scores_match_score_all() {
+        let ds = generate(&SyntheticConfig {
+            n_users: 10,
+            n_items: 50,
+            modality_dim: 6,
+            seed: 1,
+            ..SyntheticConfig::default()
+        });
+        let keys = (0..ds.n_items).map(|i| format!("k{i}")).collect();
+        let mods: Vec<(&str, _)> = ds
+            .modalities
+            .iter()
+            .map(|m| (m.name.as_str(), &m.features))
+            .collect();
+        let message = CatalogMessage::from_features(1, keys, &mods).unwrap();
+        let dir = TempDir::new("ranking");
+        let store = Store::open(&dir.db()).unwrap();
+        store.install_catalog(&message, [0; 32], false).unwrap();
+        let catalog = InstalledCatalog::load(&store).unwrap().unwrap();
+        let rounded = Catalog {
+            n_items: ds.n_items,
+            features: decode_rows(
+                &message
+                    .items
+                    .iter()
+                    .map(|i| i.features_f16.clone())
+                    .collect::<Vec<_>>(),
+                &catalog.modality_dims(),
+            )
+            .unwrap(),
+        };
+        let history = [3u32, 9, 27, 31];
+
+        for backbone in Backbone::ALL {
+            for fusion in [FusionMode::full(), FusionMode::IdOnly] {
+                let config = ModelConfig {
+                    backbone,
+                    fusion: fusion.clone(),
+                    dim: 8,
+                    init_std: 0.1,
+                };
+                let global = GlobalModel::new(&config, &rounded, 2).unwrap();
+                let mut state = PrivateState::new(&config, &global, 4);
+                // Two rounds, so FedRAP's personal rows exist for items
+                // trained in the first round only too.
+                for round in 1..=2 {
+                    let train = TrainConfig {
+                        round,
+                        ..TrainConfig::default()
+                    };
+                    let positives = &history[..history.len() - 2 + round as usize];
+                    train_local(
+                        &global,
+                        &rounded,
+                        backbone,
+                        &mut state,
+                        positives,
+                        &train,
+                        &mut Rng::new(5 + round),
+                    )
+                    .unwrap();
+                }
+                assert_eq!(
+                    state.personal_items.0.is_some(),
+                    matches!(backbone, Backbone::PFedRec | Backbone::FedRap)
+                );
+                let msg = ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global);
+                let model = InstalledModel::from_message(msg, global.clone(), [0; 32]);
+
+                let want = score_all(
+                    &global,
+                    &rounded,
+                    &ItemViews::compute(&global, &rounded),
+                    &state,
+                    &history,
+                );
+                let weights = router_weights(&store, &catalog, &model, &state, &history).unwrap();
+                let scores = item_scores(&store, &catalog, &model, &state, &weights, 7).unwrap();
+                let got = scores.combine(&weights);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{backbone:?} {fusion:?} item {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_orders_by_score_then_id() {
+        let scores = [0.5, 2.0, 2.0, -1.0, 3.0];
+        assert_eq!(top_k(&scores, 0..5, 3), [4, 1, 2]);
+        assert_eq!(top_k(&scores, [0u32, 3].into_iter(), 10), [0, 3]);
+        assert!(top_k(&scores, 0..5, 0).is_empty());
+    }
+}

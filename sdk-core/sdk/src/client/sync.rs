@@ -1,0 +1,255 @@
+//! `Client::sync` and `Client::upload`: the device side of the HTTP
+//! protocol (fedmr-server's `http.rs` is the other side).
+//!
+//! Downloads are conditional (If-None-Match with the installed version's
+//! digest), so an unchanged catalog or model costs one round trip. Uploads
+//! flush the outbox oldest first; an update leaves the outbox only when the
+//! server acknowledged it or refused it for good, so when the server is down
+//! updates wait and are delivered once, later (the server deduplicates
+//! retries by idempotency key).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{AUTHORIZATION, IF_NONE_MATCH};
+use serde::Serialize;
+
+use super::{Client, random_u64};
+use crate::{Error, Result};
+use fedmr_core::rng::Rng;
+use fedmr_core::wire::digest_hex;
+
+/// Where and as whom a client syncs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remote {
+    /// e.g. `https://fedmr.example.com` (no trailing slash needed).
+    pub base_url: String,
+    pub token: String,
+    /// Per request, connection included.
+    pub timeout: Duration,
+    /// Tries per request before giving up (network errors, 5xx).
+    pub max_attempts: u32,
+    /// First retry delay; doubles per retry up to `max_backoff`, each delay
+    /// drawn uniformly from its upper half (jitter), so that many phones
+    /// failing together do not retry together.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Remote {
+    pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
+        Remote {
+            base_url: base_url.into(),
+            token: token.into(),
+            timeout: Duration::from_secs(30),
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub catalog_updated: bool,
+    pub model_updated: bool,
+    /// Response body bytes received (0 when both were unchanged).
+    pub bytes_downloaded: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UploadReport {
+    /// Accepted by the server (202).
+    pub delivered: usize,
+    /// The server already had them (a retry after a lost acknowledgement).
+    pub duplicates: usize,
+    /// Refused for good (stale round, malformed, too large): dropped.
+    pub dropped: usize,
+    /// Still in the outbox because the server could not be reached.
+    pub remaining: usize,
+    pub bytes_uploaded: u64,
+    /// Why `remaining` is not zero, if it is not.
+    pub last_error: Option<String>,
+}
+
+/// One request's outcome as the retry loop sees it.
+enum Attempt<T> {
+    Done(T),
+    Retry(String),
+}
+
+fn http() -> Result<&'static Http> {
+    static HTTP: OnceLock<std::result::Result<Http, String>> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        // reqwest is built without a default crypto provider: use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Http::builder()
+            .user_agent(concat!("fedmr-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Network(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Runs `request` with retries on network errors and 5xx answers.
+fn with_retries<T>(remote: &Remote, mut request: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+    let mut rng = Rng::new(random_u64());
+    let mut delay = remote.initial_backoff;
+    let attempts = remote.max_attempts.max(1);
+    let mut last = String::new();
+    for attempt in 0..attempts {
+        match request()? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Retry(why) => last = why,
+        }
+        if attempt + 1 < attempts {
+            let jittered = delay.mul_f64(0.5 + 0.5 * rng.uniform());
+            std::thread::sleep(jittered);
+            delay = (delay * 2).min(remote.max_backoff);
+        }
+    }
+    Err(Error::Network(format!(
+        "{last} (after {attempts} attempts)"
+    )))
+}
+
+/// Sends a request; network failures and 5xx become `Retry`.
+fn send(build: impl Fn() -> RequestBuilder) -> Result<Attempt<Response>> {
+    match build().send() {
+        Ok(r) if r.status().is_server_error() => {
+            Ok(Attempt::Retry(format!("server answered {}", r.status())))
+        }
+        Ok(r) => Ok(Attempt::Done(r)),
+        Err(e) => Ok(Attempt::Retry(format!("request failed: {e}"))),
+    }
+}
+
+/// The server's error message of a refusal, for the error we return.
+fn refusal(response: Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or(text);
+    (status, message)
+}
+
+impl Client {
+    /// Downloads the catalog and the model if they changed, and installs them.
+    pub fn sync(&self, remote: &Remote) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let installed = self.installed();
+        let catalog_tag = installed
+            .catalog
+            .as_ref()
+            .map(|c| digest_hex(&c.meta.sha256));
+        if let Some(bytes) = self.download(remote, "/v1/catalog", catalog_tag)? {
+            report.bytes_downloaded += bytes.len() as u64;
+            report.catalog_updated = self.apply_catalog(&bytes)?;
+        }
+        let installed = self.installed();
+        let model_tag = installed.model.as_ref().map(|m| digest_hex(&m.digest));
+        if let Some(bytes) = self.download(remote, "/v1/model", model_tag)? {
+            report.bytes_downloaded += bytes.len() as u64;
+            report.model_updated = self.apply_model(&bytes)?;
+        }
+        Ok(report)
+    }
+
+    /// GET `path`; `None` when the server says our version is current.
+    fn download(
+        &self,
+        remote: &Remote,
+        path: &str,
+        etag: Option<String>,
+    ) -> Result<Option<Vec<u8>>> {
+        let http = http()?;
+        let url = remote.url(path);
+        with_retries(remote, || {
+            let attempt = send(|| {
+                let mut request = http
+                    .get(&url)
+                    .timeout(remote.timeout)
+                    .header(AUTHORIZATION, format!("Bearer {}", remote.token));
+                if let Some(tag) = &etag {
+                    request = request.header(IF_NONE_MATCH, format!("\"{tag}\""));
+                }
+                request
+            })?;
+            let response = match attempt {
+                Attempt::Done(r) => r,
+                Attempt::Retry(why) => return Ok(Attempt::Retry(why)),
+            };
+            match response.status() {
+                StatusCode::NOT_MODIFIED => Ok(Attempt::Done(None)),
+                StatusCode::OK => match response.bytes() {
+                    Ok(body) => Ok(Attempt::Done(Some(body.to_vec()))),
+                    Err(e) => Ok(Attempt::Retry(format!("download of {path} broke off: {e}"))),
+                },
+                StatusCode::UNAUTHORIZED => Err(Error::Unauthorized(refusal(response).1)),
+                _ => {
+                    let (status, message) = refusal(response);
+                    Err(Error::Refused { status, message })
+                }
+            }
+        })
+    }
+
+    /// Sends every pending update, oldest first. Stops early (keeping the
+    /// rest) when the server stays unreachable; a refused token is an error.
+    pub fn upload(&self, remote: &Remote) -> Result<UploadReport> {
+        let http = http()?;
+        let url = remote.url("/v1/updates");
+        let mut report = UploadReport::default();
+        let pending = self.pending_uploads()?;
+        for (index, update) in pending.iter().enumerate() {
+            let sent = with_retries(remote, || {
+                send(|| {
+                    http.post(&url)
+                        .timeout(remote.timeout)
+                        .header(AUTHORIZATION, format!("Bearer {}", remote.token))
+                        .body(update.bytes.clone())
+                })
+            });
+            let response = match sent {
+                Ok(r) => r,
+                Err(Error::Network(why)) => {
+                    report.remaining = pending.len() - index;
+                    report.last_error = Some(why);
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
+            };
+            let status = response.status();
+            match status {
+                StatusCode::ACCEPTED => report.delivered += 1,
+                StatusCode::OK => report.duplicates += 1,
+                StatusCode::UNAUTHORIZED => {
+                    return Err(Error::Unauthorized(refusal(response).1));
+                }
+                // A stale round, a duplicate round, a malformed or oversized
+                // body: retrying cannot succeed, so it leaves the outbox.
+                s if s.is_client_error() => {
+                    report.dropped += 1;
+                    report.last_error = Some(format!("{}: {}", s.as_u16(), refusal(response).1));
+                }
+                s => {
+                    report.remaining = pending.len() - index;
+                    report.last_error = Some(format!("unexpected answer {s}"));
+                    return Ok(report);
+                }
+            }
+            report.bytes_uploaded += update.bytes.len() as u64;
+            self.acknowledge_upload(&update.idempotency_key)?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,221 @@
+//! `Client::train`: one local round on the device's own data, committed
+//! together with the update it produced.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::installed::{InstalledCatalog, InstalledModel, decode_rows};
+use super::private::{PrivateRecord, load_state};
+use super::ranking::History;
+use super::types::{TrainOptions, TrainReport};
+use super::{Client, random_u64};
+use crate::store::NewUpdate;
+use crate::{Error, Result};
+use fedmr_core::model::{Catalog, Fusion, PrivateState};
+use fedmr_core::rng::Rng;
+use fedmr_core::train::{
+    EpochProgress, Flow, LocalReport, RoundPlan, TrainConfig, plan_round, train_planned,
+};
+use fedmr_core::update::ModelUpdate;
+use fedmr_core::wire::UpdateMessage;
+
+/// What a round starts from, read from the store.
+struct RoundStart {
+    config: TrainConfig,
+    history: History,
+    state: PrivateState,
+    rounds_before: u64,
+    rng: Rng,
+}
+
+/// A finished round, before it is committed.
+struct RoundDone {
+    update: ModelUpdate,
+    local: LocalReport,
+    stopped_early: bool,
+}
+
+impl Client {
+    /// Trains the private model and the local copy of the global one on the
+    /// user's interactions, then stores the new private state and the update
+    /// to upload in ONE transaction. Nothing is written if the round fails,
+    /// diverges or is cancelled. Runs on the caller's thread; `recommend`
+    /// stays usable from other threads meanwhile.
+    pub fn train(&self, options: &TrainOptions) -> Result<TrainReport> {
+        let started = Instant::now();
+        let installed = self.installed();
+        let (catalog, model) = installed.ready()?;
+        let mut start = self.start_round(catalog, model, options)?;
+        let cancelled = || options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+        if cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let plan = plan_round(
+            &model.global,
+            &start.history.positives,
+            &start.config,
+            &mut start.rng,
+        )?;
+        let features = self.round_features(catalog, model, &plan)?;
+        let done = run_round(model, &features, &mut start, &plan, options, started)?;
+        if cancelled() {
+            return Err(Error::Cancelled);
+        }
+        self.commit_round(catalog, model, start, done, started)
+    }
+
+    /// The configuration, history, private state and random stream of the
+    /// next round on `model`.
+    fn start_round(
+        &self,
+        catalog: &InstalledCatalog,
+        model: &InstalledModel,
+        options: &TrainOptions,
+    ) -> Result<RoundStart> {
+        let config = TrainConfig {
+            // One round per published model version.
+            round: model.version,
+            ..options
+                .config
+                .clone()
+                .unwrap_or_else(|| model.train.clone())
+        };
+        config.validate()?;
+        let history = History::load(&self.store, catalog)?;
+        if history.positives.is_empty() {
+            return Err(Error::NotReady(
+                "no interactions with catalog items to train on".into(),
+            ));
+        }
+        let record = self.private_record()?;
+        let state = load_state(record.as_ref(), model, self.init_seed())?;
+        let rounds_before = record.as_ref().map_or(0, |r| r.rounds_trained);
+        let rng = match options.rng_seed {
+            Some(seed) => Rng::new(seed),
+            None => {
+                let seed = self.config.seed.unwrap_or_else(random_u64);
+                Rng::derive(seed, &[0x7a11, model.version, rounds_before])
+            }
+        };
+        Ok(RoundStart {
+            config,
+            history,
+            state,
+            rounds_before,
+            rng,
+        })
+    }
+
+    /// The content rows of the items `plan` touches, read from the store
+    /// (only those rows: the catalog never sits in memory).
+    fn round_features(
+        &self,
+        catalog: &InstalledCatalog,
+        model: &InstalledModel,
+        plan: &RoundPlan,
+    ) -> Result<Catalog> {
+        if matches!(model.global.fusion(), Fusion::IdOnly) {
+            return Ok(Catalog::default());
+        }
+        let ids: Vec<usize> = plan.touched().iter().map(|&i| i as usize).collect();
+        let rows = self.store.feature_rows(&ids)?;
+        Ok(Catalog {
+            n_items: ids.len(),
+            features: decode_rows(&rows, &catalog.modality_dims())?,
+        })
+    }
+
+    /// Stores the new private state and the update in one transaction.
+    fn commit_round(
+        &self,
+        catalog: &InstalledCatalog,
+        model: &InstalledModel,
+        start: RoundStart,
+        done: RoundDone,
+        started: Instant,
+    ) -> Result<TrainReport> {
+        let key = new_idempotency_key();
+        // One round per published model version: the round is the version trained on.
+        let round = model.version;
+        let bytes = UpdateMessage::new(round, model.version, key.clone(), &done.update).encode();
+        let record = PrivateRecord::new(
+            &start.state,
+            catalog.meta.version,
+            model.version,
+            start.rounds_before + 1,
+            key.clone(),
+        );
+        self.store.put_private_state_and_update(
+            &record.encode(),
+            &NewUpdate {
+                idempotency_key: &key,
+                round,
+                base_version: model.version,
+                payload: &bytes,
+            },
+        )?;
+        self.state_generation.fetch_add(1, Ordering::SeqCst);
+
+        Ok(TrainReport {
+            epochs_run: done.local.epoch_losses.len(),
+            epochs_planned: start.config.epochs,
+            losses: done.local.epoch_losses,
+            positives: start.history.positives.len(),
+            unknown_items: start.history.unknown,
+            samples: done.local.samples,
+            stopped_early: done.stopped_early,
+            round,
+            base_version: model.version,
+            idempotency_key: key,
+            update_bytes: bytes.len(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// The epochs of a planned round, reporting progress and obeying the
+/// caller's cancel flag and time budget after each one.
+fn run_round(
+    model: &InstalledModel,
+    features: &Catalog,
+    start: &mut RoundStart,
+    plan: &RoundPlan,
+    options: &TrainOptions,
+    started: Instant,
+) -> Result<RoundDone> {
+    let cancelled = || options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+    let mut stopped_early = false;
+    let mut observer = |p: &EpochProgress| {
+        if let Some(listener) = &options.progress {
+            listener.on_epoch(p);
+        }
+        if cancelled() {
+            Flow::Cancel
+        } else if p.epoch < p.epochs && options.time_budget.is_some_and(|b| started.elapsed() >= b)
+        {
+            stopped_early = true;
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    };
+    let (update, local) = train_planned(
+        &model.global,
+        features,
+        model.config.backbone,
+        &mut start.state,
+        plan,
+        &start.config,
+        &mut observer,
+    )?;
+    Ok(RoundDone {
+        update,
+        local,
+        stopped_early,
+    })
+}
+
+/// 128 random bits as hex: unique per update without coordination.
+fn new_idempotency_key() -> String {
+    format!("{:016x}{:016x}", random_u64(), random_u64())
+}

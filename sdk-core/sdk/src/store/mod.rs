@@ -1,0 +1,23 @@
+//! The on-device SQLite store: everything the SDK keeps between app launches.
+//!
+//! One file per idea: `db` owns the connections and transactions, `schema`
+//! the versioned migrations, and one file per table family: `interactions`
+//! (what the user did), `catalog` (items and their content features),
+//! `outbox` (updates waiting for upload) and `state` (global model, the
+//! user's private state, and forget-me).
+//!
+//! All writes go through one writer connection in IMMEDIATE transactions;
+//! reads use a separate read-only connection, and WAL mode lets them proceed
+//! while a write is in flight.
+
+mod catalog;
+mod db;
+mod interactions;
+mod outbox;
+mod schema;
+mod state;
+
+pub use catalog::CatalogMeta;
+pub use db::Store;
+pub use outbox::NewUpdate;
+pub use schema::SCHEMA_VERSION;

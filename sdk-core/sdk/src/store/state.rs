@@ -1,0 +1,214 @@
+//! Singleton state: the server's global model as last downloaded,
+//! the user's private model state, and erasing the user's data (forget-me).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use super::db::{get_u64, now_ms, u64_to_sql};
+use super::outbox::{self, NewUpdate};
+use crate::Result;
+
+/// The global model as last downloaded; `payload` is opaque to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    pub version: u64,
+    pub payload: Vec<u8>,
+}
+
+impl Store {
+    /// Replaces the stored global model.
+    pub fn put_model(&self, version: u64, payload: &[u8]) -> Result<()> {
+        let version = u64_to_sql(version, "model version")?;
+        self.with_writer(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO model_meta (id, version, payload) VALUES (1, ?1, ?2)",
+                params![version, payload],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The stored global model, if one was ever downloaded.
+    pub fn model(&self) -> Result<Option<ModelRecord>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT version, payload FROM model_meta WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok(ModelRecord {
+                            version: get_u64(r, 0)?,
+                            payload: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    /// Replaces the user's private state (the parts of the model that never
+    /// leave the device).
+    #[cfg(test)]
+    pub fn put_private_state(&self, payload: &[u8]) -> Result<()> {
+        self.with_writer(|tx| write_private_state(tx, payload))
+    }
+
+    /// The user's private state, if training ever ran.
+    pub fn private_state(&self) -> Result<Option<Vec<u8>>> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .query_row("SELECT payload FROM private_state WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+    }
+
+    /// Stores a training round's result: the new private state and the update
+    /// to upload, in ONE transaction, so they land together or not at all
+    /// (a crash can never leave a state whose update was lost, or vice versa).
+    /// A duplicate idempotency key fails the whole call.
+    pub fn put_private_state_and_update(
+        &self,
+        state_payload: &[u8],
+        update: &NewUpdate<'_>,
+    ) -> Result<()> {
+        self.with_writer(|tx| {
+            write_private_state(tx, state_payload)?;
+            outbox::insert(tx, update)
+        })
+    }
+
+    /// Forget-me: deletes the user's interactions, private state and queued
+    /// updates in one transaction, then vacuums so no copy lingers in free
+    /// pages or the WAL. The server's catalog and model are kept.
+    pub fn erase_user_data(&self) -> Result<()> {
+        self.with_writer(|tx| {
+            tx.execute_batch(
+                "DELETE FROM interactions;
+                 DELETE FROM private_state;
+                 DELETE FROM outbox;",
+            )?;
+            Ok(())
+        })?;
+        self.vacuum()
+    }
+}
+
+fn write_private_state(conn: &rusqlite::Connection, payload: &[u8]) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO private_state (id, payload, updated_ms) VALUES (1, ?1, ?2)",
+        params![payload, now_ms()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+    use crate::interaction::{Interaction, InteractionKind};
+    use fedmr_test_support::TempDir;
+
+    fn open(tag: &str) -> (TempDir, Store) {
+        let dir = TempDir::new(tag);
+        let store = Store::open(&dir.db()).unwrap();
+        (dir, store)
+    }
+
+    fn update<'a>(key: &'a str, payload: &'a [u8]) -> NewUpdate<'a> {
+        NewUpdate {
+            idempotency_key: key,
+            round: 1,
+            base_version: 1,
+            payload,
+        }
+    }
+
+    #[test]
+    fn model_put_get_replace() {
+        let (_dir, store) = open("state-model");
+        assert_eq!(store.model().unwrap(), None);
+        store.put_model(3, b"m3").unwrap();
+        store.put_model(4, b"m4").unwrap();
+        let want = ModelRecord {
+            version: 4,
+            payload: b"m4".to_vec(),
+        };
+        assert_eq!(store.model().unwrap(), Some(want));
+    }
+
+    #[test]
+    fn private_state_put_get_replace() {
+        let (_dir, store) = open("state-private");
+        assert_eq!(store.private_state().unwrap(), None);
+        store.put_private_state(b"s1").unwrap();
+        store.put_private_state(b"s2").unwrap();
+        assert_eq!(store.private_state().unwrap(), Some(b"s2".to_vec()));
+    }
+
+    #[test]
+    fn state_and_update_land_together() {
+        let (_dir, store) = open("state-both");
+        store
+            .put_private_state_and_update(b"state", &update("r1", b"delta"))
+            .unwrap();
+        assert_eq!(store.private_state().unwrap(), Some(b"state".to_vec()));
+        let pending = store.pending_updates().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].idempotency_key, "r1");
+        assert_eq!(pending[0].payload, b"delta");
+    }
+
+    #[test]
+    fn duplicate_update_key_leaves_state_and_outbox_unchanged() {
+        let (_dir, store) = open("state-atomic");
+        store
+            .put_private_state_and_update(b"old-state", &update("r1", b"delta1"))
+            .unwrap();
+        let outbox_before = store.pending_updates().unwrap();
+
+        let result = store.put_private_state_and_update(b"new-state", &update("r1", b"delta2"));
+        assert!(matches!(result, Err(Error::Store(_))), "{result:?}");
+        assert_eq!(store.private_state().unwrap(), Some(b"old-state".to_vec()));
+        assert_eq!(store.pending_updates().unwrap(), outbox_before);
+    }
+
+    #[test]
+    fn erase_user_data_keeps_catalog_and_model() {
+        let (dir, store) = open("state-erase");
+        let catalog = crate::store::catalog::tests::small_catalog(1);
+        store.install_catalog(&catalog, [1; 32], false).unwrap();
+        store.put_model(1, b"model").unwrap();
+        let secret = "very-private-item-key";
+        let batch: Vec<_> = (0..200)
+            .map(|i| Interaction {
+                item_key: format!("{secret}-{i}"),
+                kind: InteractionKind::Like,
+                timestamp_ms: i,
+            })
+            .collect();
+        store.record_batch(&batch, 1000).unwrap();
+        store
+            .put_private_state_and_update(b"state", &update("r1", b"delta"))
+            .unwrap();
+
+        store.erase_user_data().unwrap();
+
+        assert_eq!(store.interaction_count().unwrap(), 0);
+        assert_eq!(store.private_state().unwrap(), None);
+        assert!(store.pending_updates().unwrap().is_empty());
+        assert_eq!(store.catalog_meta().unwrap().unwrap().version, 1);
+        assert_eq!(store.catalog_keys().unwrap().len(), catalog.items.len());
+        assert_eq!(store.model().unwrap().unwrap().payload, b"model");
+        assert!(store.integrity_check().unwrap());
+
+        // Vacuum + WAL truncation: the erased keys are in neither file.
+        for name in ["store.sqlite", "store.sqlite-wal"] {
+            let path = dir.path().join(name);
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{name} still holds erased data");
+        }
+    }
+}

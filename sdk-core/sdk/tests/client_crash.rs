@@ -1,0 +1,211 @@
+//! Crash safety: a child process runs `train` (or `record_batch`) in a loop
+//! and is killed with SIGKILL at a random moment; the database must reopen
+//! with `integrity_check` ok and hold exactly the last committed state.
+//!
+//! The child is this same test binary, re-run on the `crash_child` test
+//! with an environment variable saying what to do; it prints a line after
+//! every commit, so the parent knows the last state that must be there.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::client::*;
+use common::small_dataset;
+use fedmr_core::model::Backbone;
+use fedmr_core::rng::Rng;
+use fedmr_sdk::{Client, ClientConfig, RecommendOptions, TrainOptions};
+
+const CHILD_ENV: &str = "FEDMR_CRASH_CHILD";
+const DB_ENV: &str = "FEDMR_CRASH_DB";
+const BATCH: usize = 500;
+
+/// The child's loop; a no-op in a normal test run.
+#[test]
+fn crash_child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = std::env::var(DB_ENV).expect("database path");
+    // A cap the run cannot reach, so every committed batch stays countable.
+    let client = Client::open(ClientConfig {
+        retention_cap: 100_000_000,
+        ..ClientConfig::new(db)
+    })
+    .unwrap();
+    let mut n = 0u64;
+    loop {
+        match mode.as_str() {
+            "train" => {
+                let report = client.train(&TrainOptions::default()).unwrap();
+                println!("COMMITTED {} {}", n + 1, report.idempotency_key);
+            }
+            "record" => {
+                let batch: Vec<_> = (0..BATCH)
+                    .map(|j| like(j as u32 % 80, (n as usize * BATCH + j) as i64))
+                    .collect();
+                client.record_batch(&batch).unwrap();
+                println!("COMMITTED {}", n + 1);
+            }
+            other => panic!("unknown child mode {other}"),
+        }
+        std::io::stdout().flush().unwrap();
+        n += 1;
+    }
+}
+
+/// This test binary, run again; under an emulator (scripts/test-aarch64 runs
+/// the suite in qemu-user, which cannot exec a foreign binary by itself)
+/// through the runner named in `FEDMR_CHILD_RUNNER`.
+fn child_command() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    match std::env::var("FEDMR_CHILD_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut command = Command::new(parts.next().unwrap());
+            command.args(parts).arg(exe);
+            command
+        }
+        _ => Command::new(exe),
+    }
+}
+
+/// Runs the child until a kill `delay` after its first commit (or after its
+/// start, for odd attempts, so that start-up is covered too: timing from the
+/// first commit keeps the kill points inside the loop however slow the
+/// machine, e.g. under qemu); returns the commit lines it printed.
+fn run_and_kill(mode: &str, dir: &TempDir, delay: Duration, attempt: usize) -> Vec<String> {
+    let mut child = child_command()
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env(DB_ENV, dir.db())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest prints "test crash_child ... " before the first line.
+            if let Some(at) = line.find("COMMITTED") {
+                let _ = tx.send(line[at..].to_string());
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    if attempt.is_multiple_of(2) {
+        let first = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the child committed nothing within 120 s");
+        lines.push(first);
+    }
+    std::thread::sleep(delay);
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush.
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the child must have been killed, not exited"
+    );
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    lines
+}
+
+/// Kill delays spread over the child's start-up and its loop.
+fn delays(seed: u64) -> Vec<Duration> {
+    let mut rng = Rng::new(seed);
+    (0..6)
+        .map(|_| Duration::from_millis(rng.below(300)))
+        .collect()
+}
+
+#[test]
+fn killed_during_train_keeps_state_and_outbox_in_step() {
+    let ds = small_dataset();
+    let mut commits_seen = 0;
+    for (attempt, delay) in delays(11).into_iter().enumerate() {
+        let dir = TempDir::new("crash-train");
+        {
+            let client = ready_client(&dir, &ds, Backbone::PFedRec);
+            let history: Vec<_> = (0..30).map(|i| like(i * 2, i as i64)).collect();
+            client.record_batch(&history).unwrap();
+        }
+        let lines = run_and_kill("train", &dir, delay, attempt);
+        commits_seen += lines.len();
+
+        let client = Client::open(ClientConfig::new(dir.db())).unwrap();
+        assert!(client.integrity_check().unwrap(), "attempt {attempt}");
+        let stats = client.stats().unwrap();
+        let printed = lines.len() as u64;
+        eprintln!(
+            "train attempt {attempt}: killed at {delay:?}, {printed} reported, {} on disk",
+            stats.rounds_trained
+        );
+        // The kill may land after a commit but before its line was printed.
+        assert!(
+            stats.rounds_trained == printed || stats.rounds_trained == printed + 1,
+            "attempt {attempt}: {} rounds on disk, {printed} reported",
+            stats.rounds_trained
+        );
+        // State and update land together: one queued update per round.
+        assert_eq!(
+            stats.pending_uploads as u64, stats.rounds_trained,
+            "attempt {attempt}: private state and outbox out of step"
+        );
+        if stats.rounds_trained == printed
+            && let Some(last) = lines.last()
+        {
+            let key = last.split_whitespace().nth(2).unwrap();
+            let newest = client.pending_uploads().unwrap().pop().unwrap();
+            assert_eq!(newest.idempotency_key, key, "attempt {attempt}");
+        }
+        // And the client carries on from there.
+        client.train(&TrainOptions::default()).unwrap();
+        assert_eq!(
+            client
+                .recommend(5, &RecommendOptions::default())
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+    assert!(
+        commits_seen > 0,
+        "no kill landed after a commit: delays too short"
+    );
+}
+
+#[test]
+fn killed_during_record_batch_keeps_whole_batches() {
+    let mut commits_seen = 0;
+    for (attempt, delay) in delays(12).into_iter().enumerate() {
+        let dir = TempDir::new("crash-record");
+        let lines = run_and_kill("record", &dir, delay, attempt);
+        commits_seen += lines.len();
+
+        let client = Client::open(ClientConfig::new(dir.db())).unwrap();
+        assert!(client.integrity_check().unwrap(), "attempt {attempt}");
+        let stored = client.stats().unwrap().interactions;
+        let printed = lines.len() * BATCH;
+        eprintln!(
+            "record attempt {attempt}: killed at {delay:?}, {printed} reported, {stored} on disk"
+        );
+        assert!(
+            stored == printed || stored == printed + BATCH,
+            "attempt {attempt}: {stored} interactions on disk, {printed} reported"
+        );
+        // Whole batches, in order: the newest timestamp is the count - 1.
+        let export: serde_json::Value = serde_json::from_str(&client.export().unwrap()).unwrap();
+        if let Some(last) = export["interactions"].as_array().unwrap().last() {
+            assert_eq!(last["timestamp_ms"], stored as i64 - 1, "attempt {attempt}");
+        }
+    }
+    assert!(
+        commits_seen > 0,
+        "no kill landed after a commit: delays too short"
+    );
+}
