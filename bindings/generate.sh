@@ -5,6 +5,9 @@
 #
 #   bindings/generate.sh            # debug build (what CI tests)
 #   bindings/generate.sh --release  # release build
+#
+# FEDMR_BUILD_FLAGS adds cargo flags to the build: scripts/test-bindings
+# passes the test run's feature set, so no dependency is compiled twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +18,8 @@ if [[ "${1:-}" == "--release" ]]; then
     cargo_flags=(--release)
 fi
 
-cargo build "${cargo_flags[@]}" -p fedmr-ffi -p uniffi-bindgen
+# shellcheck disable=SC2086 # FEDMR_BUILD_FLAGS is a list of flags
+cargo build "${cargo_flags[@]}" -p fedmr-ffi -p uniffi-bindgen ${FEDMR_BUILD_FLAGS:-}
 target="${CARGO_TARGET_DIR:-target}"
 lib="$target/$profile/libfedmr_ffi.so"
 bindgen="$target/$profile/uniffi-bindgen"

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the reference fixtures for fedmr-core's `encoder` tests.
+"""Writes the reference fixtures for fedmr-encoder's tests.
 
-- sdk-core/tests/fixtures/encoder_reference.json: sentences and their
+- sdk-core/encoder/tests/fixtures/encoder_reference.json: sentences and their
   embeddings from onnxruntime for both models that scripts/fetch-models
   brings, with the tokenisation, padding and pooling the Rust encoder uses;
   and the tiny image model's outputs for the image cases.
-- sdk-core/tests/fixtures/tiny_image_encoder.onnx: a small Conv graph with
+- sdk-core/encoder/tests/fixtures/tiny_image_encoder.onnx: a small Conv graph with
   fixed random weights, standing in for an image model a user brings.
-- sdk-core/tests/fixtures/image_16x16.png: a test picture at the model's size.
+- sdk-core/encoder/tests/fixtures/image_16x16.png: a test picture at the model's size.
 
 Run once after changing any of them (models from scripts/fetch-models); the
 versions below reproduce the committed files byte for byte:
@@ -30,7 +30,7 @@ from tokenizers import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = Path(os.environ.get("FEDMR_MODELS", REPO / "target" / "models"))
-FIXTURES = REPO / "sdk-core" / "tests" / "fixtures"
+FIXTURES = REPO / "sdk-core" / "encoder" / "tests" / "fixtures"
 DECIMALS = 6
 
 # The options the Rust tests load each model with.

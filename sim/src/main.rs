@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use fedmr_core::aggregate::ServerStep;
-use fedmr_core::model::{Backbone, Expert, FusionMode, ModelConfig};
+use fedmr_core::data::Dataset;
+use fedmr_core::model::{Backbone, Catalog, Expert, FusionMode, ModelConfig};
 use fedmr_core::train::TrainConfig;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{RoundRecord, Rounds, RunResult, SimConfig, run_rounds};
@@ -380,78 +381,90 @@ fn table(args: TableArgs) -> Result<(), String> {
     let mut all_results = Vec::new();
     for &backbone in &args.backbones {
         for fusion_name in &args.fusions {
-            let fusion = fusion_mode(fusion_name, false)?;
-            let base = sim_config(
-                &args.common,
-                backbone,
-                fusion.clone(),
-                0.0,
-                None,
-                args.seeds[0],
-            );
-            let candidates = step_size_grid(&args.lrs, &args.item_lrs)?;
-            let bar = progress(
-                base.rounds * candidates.len(),
-                format!("{backbone} {fusion_name} step-size search"),
-            );
-            let ranked = search_step_sizes(
-                &ds,
-                &catalog,
-                &base,
-                &candidates,
-                |s, r| {
-                    let outcome = match r {
-                        Ok(r) => describe(r),
-                        Err(e) => format!("skipped: {e}"),
-                    };
-                    eprintln!("  {backbone} {fusion_name} {}: {outcome}", steps_label(s));
-                },
-                on_round(&bar),
-            )
-            .map_err(|e| e.to_string())?;
-            bar.finish_and_clear();
-            // The best step sizes that train on every seed: one that
-            // diverges on some seed is not a usable setting.
-            let mut chosen = None;
-            for (lr, item_lr) in ranked {
-                let label = steps_label((lr, item_lr));
-                match seeds_runs(
-                    &ds,
-                    &catalog,
-                    &args,
-                    backbone,
-                    fusion_name,
-                    &fusion,
-                    (lr, item_lr),
-                ) {
-                    Ok(results) => {
-                        chosen = Some((label, results));
-                        break;
-                    }
-                    Err(e) => eprintln!("  {backbone} {fusion_name} {label}: {e}; next setting"),
-                }
-            }
-            let (label, results) = chosen
-                .ok_or_else(|| format!("{backbone} {fusion_name}: every setting diverged"))?;
-            let tests: Vec<_> = results
-                .iter()
-                .map(|r| r.best_round().test.clone())
-                .collect();
+            let (line, results) = table_setting(&ds, &catalog, &args, backbone, fusion_name)?;
+            lines.push(line);
             all_results.extend(results);
-            let best_rounds: Vec<String> = all_results
-                .iter()
-                .rev()
-                .take(args.seeds.len())
-                .map(|r| (r.best + 1).to_string())
-                .collect();
-            lines.push(table_row(
-                &format!("{backbone} + {fusion_name}"),
-                &format!("{label}, best rounds {}", best_rounds.join("/")),
-                &tests,
-            ));
         }
     }
-    let baselines = baseline_reports(&ds, &args.seeds);
+    write_table(&args, &ds, &lines, &all_results)
+}
+
+/// One row of the table: step sizes searched on validation (seed 0), then
+/// the best setting that trains on every seed, run on every seed.
+fn table_setting(
+    ds: &Dataset,
+    catalog: &Catalog,
+    args: &TableArgs,
+    backbone: Backbone,
+    fusion_name: &str,
+) -> Result<(String, Vec<RunResult>), String> {
+    let fusion = fusion_mode(fusion_name, false)?;
+    let base = sim_config(
+        &args.common,
+        backbone,
+        fusion.clone(),
+        0.0,
+        None,
+        args.seeds[0],
+    );
+    let candidates = step_size_grid(&args.lrs, &args.item_lrs)?;
+    let bar = progress(
+        base.rounds * candidates.len(),
+        format!("{backbone} {fusion_name} step-size search"),
+    );
+    let ranked = search_step_sizes(
+        ds,
+        catalog,
+        &base,
+        &candidates,
+        |s, r| {
+            let outcome = match r {
+                Ok(r) => describe(r),
+                Err(e) => format!("skipped: {e}"),
+            };
+            eprintln!("  {backbone} {fusion_name} {}: {outcome}", steps_label(s));
+        },
+        on_round(&bar),
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    // The best step sizes that train on every seed: one that diverges on
+    // some seed is not a usable setting.
+    let (label, results) = ranked
+        .into_iter()
+        .find_map(|steps| {
+            let label = steps_label(steps);
+            match seeds_runs(ds, catalog, args, backbone, fusion_name, &fusion, steps) {
+                Ok(results) => Some((label, results)),
+                Err(e) => {
+                    eprintln!("  {backbone} {fusion_name} {label}: {e}; next setting");
+                    None
+                }
+            }
+        })
+        .ok_or_else(|| format!("{backbone} {fusion_name}: every setting diverged"))?;
+    let tests: Vec<_> = results
+        .iter()
+        .map(|r| r.best_round().test.clone())
+        .collect();
+    // In seed order.
+    let best_rounds: Vec<String> = results.iter().map(|r| (r.best + 1).to_string()).collect();
+    let line = table_row(
+        &format!("{backbone} + {fusion_name}"),
+        &format!("{label}, best rounds {}", best_rounds.join("/")),
+        &tests,
+    );
+    Ok((line, results))
+}
+
+/// Prints the table beside the baselines and writes `table.md` and `runs.json`.
+fn write_table(
+    args: &TableArgs,
+    ds: &Dataset,
+    lines: &[String],
+    all_results: &[RunResult],
+) -> Result<(), String> {
+    let baselines = baseline_reports(ds, &args.seeds);
     let mut md = format!(
         "Test metrics (%), mean ± std over seeds {:?}, at the round of best validation HR@50; dataset {}\n\n{}\n",
         args.seeds,
@@ -462,7 +475,7 @@ fn table(args: TableArgs) -> Result<(), String> {
         md.push_str(&table_row(name, "-", reports));
         md.push('\n');
     }
-    for l in &lines {
+    for l in lines {
         md.push_str(l);
         md.push('\n');
     }
@@ -530,8 +543,8 @@ fn ablation(args: AblationArgs) -> Result<(), String> {
 
 /// One run per seed at fixed step sizes; an error if any seed fails.
 fn seeds_runs(
-    ds: &fedmr_core::data::Dataset,
-    catalog: &fedmr_core::model::Catalog,
+    ds: &Dataset,
+    catalog: &Catalog,
     args: &TableArgs,
     backbone: Backbone,
     fusion_name: &str,

@@ -619,24 +619,10 @@ fn bar_order(weights: &RouterWeights) -> Vec<usize> {
 
 /// Panel (b): one stacked bar per user (or per run of users), legend on the right.
 fn draw_bars(area: &Area<'_>, weights: &RouterWeights, scale: f64) -> Result<(), RouterPlotError> {
-    let e = weights.experts.len();
     let n = weights.users.len();
     let font = |size: f64| (FONT, (size * scale).max(12.0));
     let names: Vec<String> = weights.experts.iter().map(|n| short(n)).collect();
-    let legend_width = names
-        .iter()
-        .map(|l| area.estimate_text_size(l, &font(17.0).into_text_style(area)))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .map(|(w, _)| w)
-        .max()
-        .unwrap_or(0)
-        .max(
-            area.estimate_text_size("expert", &font(17.0).into_text_style(area))?
-                .0,
-        )
-        + (60.0 * scale) as u32
-        + 20;
+    let legend_width = legend_width(area, &names, scale)?;
     let (width, _) = area.dim_in_pixel();
     let (plot, legend) = area.split_horizontally(width.saturating_sub(legend_width));
 
@@ -675,7 +661,48 @@ fn draw_bars(area: &Area<'_>, weights: &RouterWeights, scale: f64) -> Result<(),
         .bold_line_style(BLACK.mix(0.12))
         .draw()?;
 
-    // Bar b covers users order[start..end] and spans x in [start, end).
+    chart.draw_series(stacked_bars(weights, &order, bars))?;
+    // A line where the top expert changes.
+    let boundaries = (1..n).filter(|&k| top_of(order[k]) != top_of(order[k - 1]));
+    chart.draw_series(boundaries.map(|k| {
+        PathElement::new(
+            vec![(k as f64, 0.0), (k as f64, 1.0)],
+            BLACK.stroke_width((2.0 * scale).max(1.0) as u32),
+        )
+    }))?;
+
+    draw_legend(&legend, &names, scale)
+}
+
+/// Width of the legend column: its longest name, a swatch and margins.
+fn legend_width(area: &Area<'_>, names: &[String], scale: f64) -> Result<u32, RouterPlotError> {
+    let font = |size: f64| (FONT, (size * scale).max(12.0));
+    let width = names
+        .iter()
+        .map(|l| area.estimate_text_size(l, &font(17.0).into_text_style(area)))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(w, _)| w)
+        .max()
+        .unwrap_or(0)
+        .max(
+            area.estimate_text_size("expert", &font(17.0).into_text_style(area))?
+                .0,
+        )
+        + (60.0 * scale) as u32
+        + 20;
+    Ok(width)
+}
+
+/// Bar b covers users `order[b * n / bars..(b + 1) * n / bars]`, each
+/// expert's mean weight stacked in expert order.
+fn stacked_bars(
+    weights: &RouterWeights,
+    order: &[usize],
+    bars: usize,
+) -> Vec<Rectangle<(f64, f64)>> {
+    let e = weights.experts.len();
+    let n = weights.users.len();
     let gap = if bars <= 60 { 0.08 } else { 0.0 };
     let mut rects = Vec::with_capacity(bars * e);
     for b in 0..bars {
@@ -695,18 +722,13 @@ fn draw_bars(area: &Area<'_>, weights: &RouterWeights, scale: f64) -> Result<(),
             bottom += w;
         }
     }
-    chart.draw_series(rects)?;
-    // A line where the top expert changes.
-    let boundaries = (1..n).filter(|&k| top_of(order[k]) != top_of(order[k - 1]));
-    chart.draw_series(boundaries.map(|k| {
-        PathElement::new(
-            vec![(k as f64, 0.0), (k as f64, 1.0)],
-            BLACK.stroke_width((2.0 * scale).max(1.0) as u32),
-        )
-    }))?;
+    rects
+}
 
-    // Legend: a swatch and the name per expert, shared by both panels. Rows
-    // (and their text) shrink to fit many experts into the panel's height.
+/// The legend: a swatch and the name per expert, shared by both panels.
+fn draw_legend(legend: &Area<'_>, names: &[String], scale: f64) -> Result<(), RouterPlotError> {
+    let e = names.len();
+    // Rows (and their text) shrink to fit many experts into the panel's height.
     let size = (17.0 * scale).max(12.0);
     let (x0, y0) = (10, (90.0 * scale) as i32);
     legend.draw(&Text::new(

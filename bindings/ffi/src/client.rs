@@ -1,4 +1,4 @@
-//! `FedmrClient`: fedmr-core's `Client`, method for method.
+//! `FedmrClient`: fedmr-sdk's `Client`, method for method.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,15 +102,7 @@ impl FedmrClient {
             exclude_seen,
             candidates,
         };
-        Ok(self
-            .inner
-            .recommend(k as usize, &options)?
-            .into_iter()
-            .map(|r| Recommendation {
-                item_key: r.item_key,
-                score: r.score,
-            })
-            .collect())
+        Ok(self.inner.recommend(k as usize, &options)?)
     }
 
     pub fn scores(&self) -> Result<Vec<f32>> {
@@ -118,22 +110,11 @@ impl FedmrClient {
     }
 
     pub fn preferences(&self) -> Result<Preferences> {
-        Ok(self.inner.preferences()?.into())
+        Ok(self.inner.preferences()?)
     }
 
     pub fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
-        Ok(self
-            .inner
-            .pending_uploads()?
-            .into_iter()
-            .map(|u| PendingUpload {
-                idempotency_key: u.idempotency_key,
-                round: u.round,
-                base_version: u.base_version,
-                bytes: u.bytes,
-                created_ms: u.created_ms,
-            })
-            .collect())
+        Ok(self.inner.pending_uploads()?)
     }
 
     pub fn acknowledge_upload(&self, idempotency_key: String) -> Result<bool> {
@@ -153,12 +134,7 @@ impl FedmrClient {
     }
 
     pub fn sync(&self, remote: Remote) -> Result<SyncReport> {
-        let r = self.inner.sync(&remote.into())?;
-        Ok(SyncReport {
-            catalog_updated: r.catalog_updated,
-            model_updated: r.model_updated,
-            bytes_downloaded: r.bytes_downloaded,
-        })
+        Ok(self.inner.sync(&remote.into())?)
     }
 
     pub fn upload(&self, remote: Remote) -> Result<UploadReport> {
@@ -178,10 +154,5 @@ impl FedmrClient {
 /// version-1 model, for demos and tests.
 #[uniffi::export]
 pub fn sample_server_data(n_items: u32, seed: u64) -> Result<SampleServerData> {
-    let data = fedmr_sdk::demo::sample_server_data(n_items as usize, seed)?;
-    Ok(SampleServerData {
-        catalog: data.catalog,
-        model: data.model,
-        item_keys: data.item_keys,
-    })
+    Ok(fedmr_sdk::demo::sample_server_data(n_items as usize, seed)?)
 }

@@ -1,4 +1,4 @@
-//! The one public error of the bindings: fedmr-core's errors grouped by what
+//! The one public error of the bindings: fedmr-sdk's errors grouped by what
 //! an app can do about them, with the core's message.
 
 use fedmr_sdk::Error;
@@ -47,7 +47,6 @@ impl From<Error> for FedmrError {
             Error::InvalidConfig(_)
             | Error::InvalidInteraction { .. }
             | Error::InvalidArgument(_)
-            | Error::InvalidDataset(_)
             | Error::Shape(_)
             | Error::InvalidUpdate(_)
             // Encoders (not in the phone builds) fail on the model files or bytes given.
@@ -64,9 +63,7 @@ impl From<Error> for FedmrError {
                 status,
                 reason: message,
             },
-            Error::Io { .. }
-            | Error::Format { .. }
-            | Error::Sqlite(_)
+            Error::Sqlite(_)
             | Error::Store(_)
             | Error::SchemaTooNew { .. } => FedmrError::Storage { reason },
         }

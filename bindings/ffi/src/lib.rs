@@ -1,4 +1,4 @@
-//! The FFI surface of fedmr-core's `Client` for Kotlin, Swift and Python
+//! The FFI surface of fedmr-sdk's `Client` for Kotlin, Swift and Python
 //! (uniffi proc-macros). It mirrors the Rust API one to one and translates
 //! types; every decision stays in the core. Panics cannot cross: uniffi
 //! catches them at the boundary and raises an internal error.

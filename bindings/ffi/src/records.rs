@@ -1,7 +1,11 @@
 //! Records and enums that cross the FFI, each converted to or from its
-//! fedmr-core counterpart.
+//! fedmr-sdk counterpart.
 
 use fedmr_sdk as core;
+pub use fedmr_sdk::demo::SampleServerData;
+pub use fedmr_sdk::{
+    ExpertWeight, ModalityShare, PendingUpload, Preferences, Recommendation, SyncReport,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
 pub enum InteractionKind {
@@ -98,56 +102,41 @@ impl From<core::TrainReport> for TrainReport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+// Records whose fields uniffi supports as they are: the SDK's own types,
+// declared here as remote types (uniffi checks each mirror against the real
+// definition at compile time; no conversion code).
+
+/// One recommended item and its score (higher is better).
+#[uniffi::remote(Record)]
 pub struct Recommendation {
     pub item_key: String,
     pub score: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// One fusion expert's weight in the user's private router.
+#[uniffi::remote(Record)]
 pub struct ExpertWeight {
     pub expert: String,
     pub weight: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// How much one input drives the user's scores through the Sum expert.
+#[uniffi::remote(Record)]
 pub struct ModalityShare {
     pub modality: String,
     pub share: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// The user's fusion preferences, for an app to show.
+#[uniffi::remote(Record)]
 pub struct Preferences {
     pub experts: Vec<ExpertWeight>,
     pub modalities: Option<Vec<ModalityShare>>,
     pub trained: bool,
 }
 
-impl From<core::Preferences> for Preferences {
-    fn from(p: core::Preferences) -> Self {
-        Preferences {
-            experts: p
-                .experts
-                .into_iter()
-                .map(|e| ExpertWeight {
-                    expert: e.expert,
-                    weight: e.weight,
-                })
-                .collect(),
-            modalities: p.modalities.map(|m| {
-                m.into_iter()
-                    .map(|s| ModalityShare {
-                        modality: s.modality,
-                        share: s.share,
-                    })
-                    .collect()
-            }),
-            trained: p.trained,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// An update waiting in the outbox.
+#[uniffi::remote(Record)]
 pub struct PendingUpload {
     pub idempotency_key: String,
     pub round: u64,
@@ -206,7 +195,8 @@ impl From<Remote> for core::Remote {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+/// What one `sync` downloaded.
+#[uniffi::remote(Record)]
 pub struct SyncReport {
     pub catalog_updated: bool,
     pub model_updated: bool,
@@ -224,7 +214,7 @@ pub struct UploadReport {
 }
 
 /// A sample catalog and model, as a server would publish them.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct SampleServerData {
     pub catalog: Vec<u8>,
     pub model: Vec<u8>,

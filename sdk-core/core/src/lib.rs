@@ -17,7 +17,7 @@ pub mod aggregate;
 pub mod codec;
 pub mod data;
 pub mod demo;
-pub mod error;
+mod error;
 pub mod model;
 pub mod rank;
 pub mod rng;

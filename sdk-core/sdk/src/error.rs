@@ -1,50 +1,40 @@
-//! The SDK's one error type: what the core reports, one to one, and what the
-//! device's I/O adds (the store, the network, the app's input).
-
-use std::path::PathBuf;
+//! The SDK's one error type: what the core reports (one to one, but for the
+//! dataset-file errors the SDK never meets) and what the device adds: the
+//! store, the network, the app's input.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
-    #[error("invalid dataset: {0}")]
-    InvalidDataset(String),
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
-    #[error("invalid update: {0}")]
-    InvalidUpdate(String),
-    #[error("training diverged (non-finite parameters) at learning rate {lr}")]
-    Diverged { lr: f32 },
-    #[error("shape mismatch: {0}")]
-    Shape(String),
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("store: {0}")]
-    Store(String),
-    /// The file was written by a newer build; opening it must not touch it.
-    #[error("database schema version {found} is newer than this build supports ({supported})")]
-    SchemaTooNew { found: u32, supported: u32 },
+    // What the app passed in.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     #[error("invalid interaction at index {index}: {reason}")]
     InvalidInteraction { index: usize, reason: String },
-    /// Bytes that are not a valid message: bad frame, digest, encoding or content.
-    #[error("invalid message: {0}")]
-    InvalidMessage(String),
-    /// A model or catalog that does not fit what is installed.
-    #[error("incompatible: {0}")]
-    Incompatible(String),
+    #[error("unknown item {0:?}")]
+    UnknownItem(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The caller's cancel flag was raised; nothing was written.
+    #[error("cancelled")]
+    Cancelled,
+
+    // What the client's state allows.
     /// The call needs something the client does not have yet.
     #[error("not ready: {0}")]
     NotReady(String),
-    #[error("unknown item {0:?}")]
-    UnknownItem(String),
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
+    /// A model or catalog that does not fit what is installed.
+    #[error("incompatible: {0}")]
+    Incompatible(String),
+    #[error("training diverged (non-finite parameters) at learning rate {lr}")]
+    Diverged { lr: f32 },
+
+    // What came from the server.
+    /// Bytes that are not a valid message: bad frame, digest, encoding or content.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
+    #[error("shape mismatch: {0}")]
+    Shape(String),
     /// The server could not be reached (after retries), or answered 5xx.
     #[error("network: {0}")]
     Network(String),
@@ -54,9 +44,15 @@ pub enum Error {
     /// The server refused a request for a reason retrying cannot fix.
     #[error("server refused ({status}): {message}")]
     Refused { status: u16, message: String },
-    /// The caller's cancel flag was raised; nothing was written.
-    #[error("cancelled")]
-    Cancelled,
+
+    // The device's own storage.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Store(String),
+    /// The file was written by a newer build; opening it must not touch it.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: u32, supported: u32 },
     /// The on-device encoder (feature `encoder`) could not load its model or
     /// tokenizer, or could not encode an input.
     #[error("encoder: {0}")]
@@ -65,14 +61,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every core error has a variant of the same name and meaning here.
+/// Core errors keep their name and meaning.
 impl From<fedmr_core::Error> for Error {
     fn from(e: fedmr_core::Error) -> Self {
         use fedmr_core::Error as Core;
         match e {
-            Core::Io { path, source } => Error::Io { path, source },
-            Core::Format { path, message } => Error::Format { path, message },
-            Core::InvalidDataset(m) => Error::InvalidDataset(m),
+            // The SDK reads no dataset files; should one of these ever
+            // arrive, it is the caller's input that was wrong.
+            e @ (Core::Io { .. } | Core::Format { .. } | Core::InvalidDataset(_)) => {
+                Error::InvalidArgument(e.to_string())
+            }
             Core::InvalidConfig(m) => Error::InvalidConfig(m),
             Core::InvalidUpdate(m) => Error::InvalidUpdate(m),
             Core::Diverged { lr } => Error::Diverged { lr },

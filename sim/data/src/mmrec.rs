@@ -252,39 +252,16 @@ fn read_modalities(dir: &Path) -> Result<Vec<Modality>> {
 mod tests {
     use super::*;
     use crate::npy::write_npy_f32;
+    use fedmr_test_support::TempDir;
     use ndarray::Array2;
 
-    /// A scratch folder under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(tag: &str) -> Self {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!(
-                "fedmr_mmrec_{}_{n}_{}",
-                std::process::id(),
-                tag
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn write(&self, name: &str, text: &str) {
-            std::fs::write(self.0.join(name), text).unwrap();
-        }
-
-        fn features(&self, name: &str, rows: usize, cols: usize) {
-            let a = Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32 * 0.1);
-            write_npy_f32(&self.0.join(format!("{name}_features.npy")), &a).unwrap();
-        }
+    fn write(dir: &TempDir, name: &str, text: &str) {
+        std::fs::write(dir.0.join(name), text).unwrap();
     }
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn features(dir: &TempDir, name: &str, rows: usize, cols: usize) {
+        let a = Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32 * 0.1);
+        write_npy_f32(&dir.0.join(format!("{name}_features.npy")), &a).unwrap();
     }
 
     const GOOD: &str = "userID,itemID,rating,timestamp,split_label\n\
@@ -300,13 +277,16 @@ mod tests {
 
     #[test]
     fn loads_interactions_and_sorted_modalities() {
-        let s = Scratch::new("good");
-        s.write("inter.csv", GOOD);
-        s.features("text", 6, 3);
-        s.features("image", 6, 4);
-        s.write("u_id_mapping.csv", "ignored\n");
+        let s = TempDir::new("mmrec-good");
+        write(&s, "inter.csv", GOOD);
+        features(&s, "text", 6, 3);
+        features(&s, "image", 6, 4);
+        write(&s, "u_id_mapping.csv", "ignored\n");
         let d = load_mmrec(&s.0).unwrap();
-        assert!(d.name.starts_with("fedmr_mmrec_") && d.name.ends_with("_good"));
+        assert_eq!(
+            Some(d.name.as_str()),
+            s.0.file_name().and_then(|n| n.to_str())
+        );
         assert_eq!(
             (d.n_users, d.n_items),
             (3, 6),
@@ -330,8 +310,9 @@ mod tests {
 
     #[test]
     fn columns_are_found_by_name_and_floats_and_crlf_accepted() {
-        let s = Scratch::new("order");
-        s.write(
+        let s = TempDir::new("mmrec-order");
+        write(
+            &s,
             "inter.csv",
             "\u{feff}split_label,timestamp,itemID,userID\r\n2,1.5e3,4,1\r\n0,7.0,2.0,0\r\n\r\n",
         );
@@ -363,7 +344,7 @@ mod tests {
 
     #[test]
     fn missing_inter_csv_is_an_io_error_naming_it() {
-        let s = Scratch::new("empty");
+        let s = TempDir::new("mmrec-empty");
         match load_mmrec(&s.0) {
             Err(Error::Io { path, .. }) => assert!(path.ends_with("inter.csv")),
             other => panic!("expected Io error, got {other:?}"),
@@ -372,8 +353,12 @@ mod tests {
 
     #[test]
     fn missing_column_is_named() {
-        let s = Scratch::new("nocol");
-        s.write("inter.csv", "userID,itemID,rating,split_label\n0,0,1,0\n");
+        let s = TempDir::new("mmrec-nocol");
+        write(
+            &s,
+            "inter.csv",
+            "userID,itemID,rating,split_label\n0,0,1,0\n",
+        );
         let m = message(load_mmrec(&s.0));
         assert!(
             m.contains("inter.csv") && m.contains("missing column 'timestamp'"),
@@ -395,8 +380,9 @@ mod tests {
             ),
         ];
         for (line, needle) in cases {
-            let s = Scratch::new("bad");
-            s.write(
+            let s = TempDir::new("mmrec-bad");
+            write(
+                &s,
                 "inter.csv",
                 &format!("userID,itemID,timestamp,split_label\n0,0,1,0\n{line}\n"),
             );
@@ -407,17 +393,17 @@ mod tests {
 
     #[test]
     fn header_only_is_refused() {
-        let s = Scratch::new("hdr");
-        s.write("inter.csv", "userID,itemID,timestamp,split_label\n");
+        let s = TempDir::new("mmrec-hdr");
+        write(&s, "inter.csv", "userID,itemID,timestamp,split_label\n");
         assert!(message(load_mmrec(&s.0)).contains("no interaction rows"));
     }
 
     #[test]
     fn ragged_features_are_refused() {
-        let s = Scratch::new("ragged");
-        s.write("inter.csv", GOOD);
-        s.features("image", 6, 2);
-        s.features("text", 7, 2);
+        let s = TempDir::new("mmrec-ragged");
+        write(&s, "inter.csv", GOOD);
+        features(&s, "image", 6, 2);
+        features(&s, "text", 7, 2);
         let m = message(load_mmrec(&s.0));
         assert!(
             m.contains("text_features.npy") && m.contains("ragged") && m.contains("image"),
@@ -427,9 +413,9 @@ mod tests {
 
     #[test]
     fn item_ids_beyond_the_features_are_refused() {
-        let s = Scratch::new("range");
-        s.write("inter.csv", GOOD);
-        s.features("text", 3, 2);
+        let s = TempDir::new("mmrec-range");
+        write(&s, "inter.csv", GOOD);
+        features(&s, "text", 3, 2);
         let m = message(load_mmrec(&s.0));
         assert!(
             m.contains("line 5: itemID 3 is out of range") && m.contains("3 rows"),
@@ -439,9 +425,9 @@ mod tests {
 
     #[test]
     fn broken_feature_file_is_reported() {
-        let s = Scratch::new("broken");
-        s.write("inter.csv", GOOD);
-        s.write("text_features.npy", "not numpy");
+        let s = TempDir::new("mmrec-broken");
+        write(&s, "inter.csv", GOOD);
+        write(&s, "text_features.npy", "not numpy");
         let m = message(load_mmrec(&s.0));
         assert!(
             m.contains("text_features.npy") && m.contains("bad magic"),

@@ -395,11 +395,11 @@ mod tests {
     #[test]
     fn round_trip_through_a_file() {
         let a = array![[1.0f32, -2.5, 3.25], [0.0, 1e-8, -7e10]];
-        let path = std::env::temp_dir().join(format!("fedmr_npy_rt_{}.npy", std::process::id()));
+        let dir = fedmr_test_support::TempDir::new("npy");
+        let path = dir.0.join("a.npy");
         write_npy_f32(&path, &a).unwrap();
         let b = read_npy_f32(&path);
         let bytes = std::fs::read(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
         assert_eq!(b.unwrap(), a);
         // NumPy's layout: data starts on a 64-byte boundary after a '\n'.
         let data_start = bytes.len() - 6 * 4;

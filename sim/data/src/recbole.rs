@@ -285,29 +285,15 @@ fn item_text(key: &str, title: &str, year: &str, genres: &str) -> String {
 mod tests {
     use super::*;
     use fedmr_core::data::UserData;
+    use fedmr_test_support::TempDir;
 
-    /// A scratch folder under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(files: &[(&str, &str)]) -> Self {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("fedmr_recbole_{}_{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            for (name, text) in files {
-                std::fs::write(dir.join(name), text).unwrap();
-            }
-            Scratch(dir)
+    /// A scratch folder holding `files`, removed on drop.
+    fn scratch(files: &[(&str, &str)]) -> TempDir {
+        let dir = TempDir::new("recbole");
+        for (name, text) in files {
+            std::fs::write(dir.0.join(name), text).unwrap();
         }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+        dir
     }
 
     const INTER: &str = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n\
@@ -324,7 +310,7 @@ mod tests {
                         3\tunkonwn\tunkonwn\t\n";
 
     fn load(files: &[(&str, &str)]) -> Result<RecboleData> {
-        let s = Scratch::new(files);
+        let s = scratch(files);
         load_recbole(&s.0, "toy")
     }
 
@@ -468,7 +454,7 @@ mod tests {
             m.starts_with("cannot read ") && m.contains("toy.inter"),
             "{m}"
         );
-        let s = Scratch::new(&[]);
+        let s = scratch(&[]);
         std::fs::write(s.0.join("toy.inter"), b"user_id:token\n\xff\n").unwrap();
         assert!(matches!(load_recbole(&s.0, "toy"), Err(Error::Io { .. })));
     }

@@ -1,4 +1,4 @@
-"""FedMR on-device SDK: the Python face of fedmr-core's Client.
+"""FedMR on-device SDK: the Python face of fedmr-sdk's Client.
 
 Everything is the uniffi-generated module ``fedmr.fedmr_ffi`` (run
 ``bindings/generate.sh`` first); this package re-exports it.

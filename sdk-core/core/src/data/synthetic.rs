@@ -169,67 +169,85 @@ const DRAWS: u64 = 6;
 /// [`generate`], also returning the planted truth. Out-of-range settings
 /// are clamped (see [`SyntheticConfig::check`] to reject them instead).
 pub fn generate_with_truth(cfg: &SyntheticConfig) -> (Dataset, Truth) {
-    let n_items = cfg.n_items;
     let l = cfg.latent_dim.max(1);
-    let m_count = cfg.n_modalities;
-    let dim = cfg.modality_dim.max(1);
-    let k = cfg.interactions_per_user.min(n_items);
-    let temperature = if cfg.temperature > 0.0 {
-        cfg.temperature
-    } else {
-        1e-3
-    };
-    let seed = cfg.seed;
-
-    let mut r = Rng::derive(seed, &[ITEMS]);
-    let item_latent = Array2::from_shape_simple_fn((n_items, l), || r.normal() as f32);
-    let mut r = Rng::derive(seed, &[POPULARITY]);
-    let popularity: Vec<f32> = (0..n_items)
+    let mut r = Rng::derive(cfg.seed, &[ITEMS]);
+    let item_latent = Array2::from_shape_simple_fn((cfg.n_items, l), || r.normal() as f32);
+    let mut r = Rng::derive(cfg.seed, &[POPULARITY]);
+    let popularity: Vec<f32> = (0..cfg.n_items)
         .map(|_| (r.normal() * cfg.popularity_scale) as f32)
         .collect();
+    let modalities = (0..cfg.n_modalities)
+        .map(|m| content_modality(cfg, &item_latent, m))
+        .collect();
+    let (user_taste, modality_preference) = users(cfg, l);
+    let truth = Truth {
+        item_latent,
+        popularity,
+        user_taste,
+        modality_preference,
+    };
+    let mut interactions = draw_interactions(cfg, &truth);
+    leave_one_out_by_time(&mut interactions);
+    let dataset = Dataset {
+        name: "synthetic".into(),
+        n_users: cfg.n_users,
+        n_items: cfg.n_items,
+        interactions,
+        modalities,
+    };
+    (dataset, truth)
+}
 
-    let modalities = (0..m_count)
-        .map(|m| {
-            let mut r = Rng::derive(seed, &[MAPS, m as u64]);
-            let map_scale = 1.0 / (l as f64).sqrt();
-            let map = Array2::from_shape_simple_fn((dim, l), || r.normal() * map_scale);
-            let reveal: Vec<f64> = (0..l)
-                .map(|d| {
-                    if d % m_count == m {
-                        1.0
-                    } else {
-                        cfg.weak_reveal
-                    }
-                })
-                .collect();
-            let mut noise = Rng::derive(seed, &[NOISE, m as u64]);
-            let mut features = Array2::<f32>::zeros((n_items, dim));
-            for (i, mut row) in features.rows_mut().into_iter().enumerate() {
-                let seen: Vec<f64> = (0..l)
-                    .map(|d| reveal[d] * item_latent[[i, d]] as f64)
-                    .collect();
-                let x: Vec<f64> = (0..dim)
-                    .map(|j| {
-                        let signal: f64 = (0..l).map(|d| map[[j, d]] * seen[d]).sum();
-                        signal + cfg.feature_noise * noise.normal()
-                    })
-                    .collect();
-                let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
-                for (out, v) in row.iter_mut().zip(&x) {
-                    *out = (v / norm) as f32;
-                }
-            }
-            Modality {
-                name: modality_name(m),
-                features,
+/// Modality `m`'s features: each latent dimension is owned by one modality,
+/// which reveals it fully (the others weakly), through the modality's own
+/// random linear map plus noise, L2-normalised like CLIP features.
+fn content_modality(cfg: &SyntheticConfig, item_latent: &Array2<f32>, m: usize) -> Modality {
+    let (n_items, l) = item_latent.dim();
+    let m_count = cfg.n_modalities;
+    let dim = cfg.modality_dim.max(1);
+    let mut r = Rng::derive(cfg.seed, &[MAPS, m as u64]);
+    let map_scale = 1.0 / (l as f64).sqrt();
+    let map = Array2::from_shape_simple_fn((dim, l), || r.normal() * map_scale);
+    let reveal: Vec<f64> = (0..l)
+        .map(|d| {
+            if d % m_count == m {
+                1.0
+            } else {
+                cfg.weak_reveal
             }
         })
         .collect();
+    let mut noise = Rng::derive(cfg.seed, &[NOISE, m as u64]);
+    let mut features = Array2::<f32>::zeros((n_items, dim));
+    for (i, mut row) in features.rows_mut().into_iter().enumerate() {
+        let seen: Vec<f64> = (0..l)
+            .map(|d| reveal[d] * item_latent[[i, d]] as f64)
+            .collect();
+        let x: Vec<f64> = (0..dim)
+            .map(|j| {
+                let signal: f64 = (0..l).map(|d| map[[j, d]] * seen[d]).sum();
+                signal + cfg.feature_noise * noise.normal()
+            })
+            .collect();
+        let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        for (out, v) in row.iter_mut().zip(&x) {
+            *out = (v / norm) as f32;
+        }
+    }
+    Modality {
+        name: modality_name(m),
+        features,
+    }
+}
 
+/// Each user's taste vector and Dirichlet(1, ..., 1) preference over the
+/// modalities.
+fn users(cfg: &SyntheticConfig, l: usize) -> (Array2<f32>, Array2<f32>) {
+    let m_count = cfg.n_modalities;
     let mut user_taste = Array2::<f32>::zeros((cfg.n_users, l));
     let mut modality_preference = Array2::<f32>::zeros((cfg.n_users, m_count));
     for u in 0..cfg.n_users {
-        let mut r = Rng::derive(seed, &[USERS, u as u64]);
+        let mut r = Rng::derive(cfg.seed, &[USERS, u as u64]);
         for d in 0..l {
             user_taste[[u, d]] = r.normal() as f32;
         }
@@ -240,16 +258,21 @@ pub fn generate_with_truth(cfg: &SyntheticConfig) -> (Dataset, Truth) {
             modality_preference[[u, m]] = (x / total) as f32;
         }
     }
-    let truth = Truth {
-        item_latent,
-        popularity,
-        user_taste,
-        modality_preference,
-    };
+    (user_taste, modality_preference)
+}
 
+/// Each user's distinct items, drawn from a softmax of affinity +
+/// popularity; the draw order is time.
+fn draw_interactions(cfg: &SyntheticConfig, truth: &Truth) -> Vec<Interaction> {
+    let k = cfg.interactions_per_user.min(cfg.n_items);
+    let temperature = if cfg.temperature > 0.0 {
+        cfg.temperature
+    } else {
+        1e-3
+    };
     let mut interactions = Vec::with_capacity(cfg.n_users * k);
     for u in 0..cfg.n_users {
-        let mut r = Rng::derive(seed, &[DRAWS, u as u64]);
+        let mut r = Rng::derive(cfg.seed, &[DRAWS, u as u64]);
         // Gumbel top-k: sorting logit + Gumbel noise is sequential sampling
         // from the softmax without replacement, in draw order.
         let mut keys: Vec<(f64, u32)> = truth
@@ -273,16 +296,7 @@ pub fn generate_with_truth(cfg: &SyntheticConfig) -> (Dataset, Truth) {
             t += 60 + r.below(86_400) as i64;
         }
     }
-    leave_one_out_by_time(&mut interactions);
-
-    let dataset = Dataset {
-        name: "synthetic".into(),
-        n_users: cfg.n_users,
-        n_items,
-        interactions,
-        modalities,
-    };
-    (dataset, truth)
+    interactions
 }
 
 fn modality_name(m: usize) -> String {
