@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod observer;
 pub mod rounds;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use fedmr_core::wire::CatalogMessage;
 
 pub use config::{NormPolicy, ServerConfig};
 pub use error::ServerError;
+pub use observer::UploadObserver;
 pub use rounds::{Genesis, ServerCore};
 
 /// Serves `core` on `listener` until `shutdown` resolves; also runs the

@@ -6,7 +6,7 @@
 //! order, so nothing acknowledged is lost and nothing is counted twice.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
@@ -20,6 +20,7 @@ use crate::config::{NormPolicy, ServerConfig};
 use crate::db::{ServerDb, StoredModel, now_ms};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
+use crate::observer::UploadObserver;
 
 /// A published message with its ETag (the hex sha256 of its body).
 pub struct Published {
@@ -79,6 +80,7 @@ pub struct ServerCore {
     round: Mutex<OpenRound>,
     pub tokens: Tokens,
     pub metrics: Metrics,
+    observer: OnceLock<Arc<dyn UploadObserver>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +158,7 @@ impl ServerCore {
             round: Mutex::new(round),
             tokens,
             metrics,
+            observer: OnceLock::new(),
         })
     }
 
@@ -203,9 +206,18 @@ impl ServerCore {
         Ok(())
     }
 
+    /// Shows every update body received from now on to `observer` (once;
+    /// false if one is set already).
+    pub fn observe(&self, observer: Arc<dyn UploadObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
     /// Accepts `bytes` (a framed `UpdateMessage`) from `client`. On any
     /// error nothing changed: no row stored, nothing aggregated.
     pub fn submit(&self, client: &str, bytes: &[u8]) -> Result<Accepted, ServerError> {
+        if let Some(observer) = self.observer.get() {
+            observer.received(client, bytes);
+        }
         let message =
             UpdateMessage::decode(bytes).map_err(|e| ServerError::Malformed(e.to_string()))?;
         let snap = self.snapshot();

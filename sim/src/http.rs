@@ -153,6 +153,12 @@ impl HttpFederation {
         })
     }
 
+    /// Shows every upload the server receives to `observer` (privacy
+    /// evaluations: what a curious server would keep).
+    pub fn observe_uploads(&self, observer: std::sync::Arc<dyn fedmr_server::UploadObserver>) {
+        self.server.core.observe(observer);
+    }
+
     pub fn server_url(&self) -> String {
         self.server.url()
     }

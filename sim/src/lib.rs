@@ -4,7 +4,8 @@
 //! phones; `coordinator` is the server side behind a seam so that it can move
 //! behind HTTP; `experiment` repeats runs over seeds and learning rates;
 //! `ablation` lists the ablation variants; `report` prints and writes what came out; `http` runs the same federation
-//! as a real server and real clients over loopback HTTP.
+//! as a real server and real clients over loopback HTTP; `privacy` runs a
+//! curious server's attacks on what that server received.
 
 pub mod ablation;
 pub mod coordinator;
@@ -12,5 +13,6 @@ pub mod dataset;
 pub mod experiment;
 pub mod federation;
 pub mod http;
+pub mod privacy;
 pub mod report;
 pub mod router_plot;

@@ -37,6 +37,32 @@ enum Command {
     /// The ablation table for one backbone and step sizes: the full MFFM,
     /// each single expert, each input dropped, and ID only.
     Ablation(AblationArgs),
+    /// What a curious server learns: a federation over HTTP whose server
+    /// keeps every upload, then each attack on them beside guessing.
+    Privacy(PrivacyArgs),
+}
+
+#[derive(Args)]
+struct PrivacyArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value = "fedavg")]
+    backbone: Backbone,
+    /// id, mffm, sum, mlp or gate.
+    #[arg(long, default_value = "mffm")]
+    fusion: String,
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    #[arg(long, default_value = "3")]
+    item_lr: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rounds the server observes.
+    #[arg(long, default_value_t = 5)]
+    observed_rounds: usize,
+    /// The report (privacy.md, privacy.json) goes here.
+    #[arg(long, default_value = "runs/privacy")]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -487,6 +513,44 @@ fn write_table(
     Ok(())
 }
 
+fn privacy(args: PrivacyArgs) -> Result<(), String> {
+    let fusion = fusion_mode(&args.fusion, false)?;
+    let ds = dataset::load(&args.common.dataset, args.seed).map_err(|e| e.to_string())?;
+    eprintln!("dataset {}", ds.summary());
+    let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
+    let names = dataset::modality_names(&ds, &args.common.modalities);
+    let config = sim_config(
+        &args.common,
+        args.backbone,
+        fusion,
+        args.lr,
+        args.item_lr,
+        args.seed,
+    );
+    let work = args.out.join("work");
+    let mut federation =
+        HttpFederation::new(&ds, &catalog, &names, config, &work).map_err(|e| e.to_string())?;
+    let report = fedmr_sim::privacy::measure(
+        &mut federation,
+        &ds.users(),
+        ds.n_items,
+        args.observed_rounds,
+    )
+    .map_err(|e| e.to_string())?;
+    drop(federation);
+    let _ = std::fs::remove_dir_all(&work);
+    let md = format!(
+        "What the server learns: {} + {}, {}, seed {}, {} observed rounds\n\n{report}\n",
+        args.backbone, args.fusion, ds.name, args.seed, args.observed_rounds
+    );
+    println!("{md}");
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("privacy.md"), &md).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("privacy.json"), json).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn ablation(args: AblationArgs) -> Result<(), String> {
     if args.seeds.is_empty() {
         return Err("--seeds needs at least one seed".into());
@@ -577,6 +641,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Table(args)) => table(args),
         Some(Command::Ablation(args)) => ablation(args),
+        Some(Command::Privacy(args)) => privacy(args),
         None => run(cli.run),
     };
     match outcome {

@@ -1,0 +1,123 @@
+//! The attacks a curious server can run on the uploads it received. Each
+//! returns scores (higher = more likely one of the user's training items)
+//! or an estimate; `super::analyse` scores them against the truth.
+
+use fedmr_core::wire::UpdateMessage;
+
+/// Attack 1, one upload: every touched row's change, projected on the rows'
+/// principal direction. A positive row moves along the user's head and a
+/// negative against it; positives are in every epoch's batch (negatives are
+/// drawn anew each epoch), so the side that moved further is taken as the
+/// positive one. One score per `message.item_ids`.
+pub fn direction_scores(message: &UpdateMessage) -> Vec<f64> {
+    let n = message.item_ids.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let dim = message.item_rows.len() / n;
+    let rows: Vec<&[f32]> = message.item_rows.chunks_exact(dim.max(1)).collect();
+    let direction = principal_direction(&rows, dim);
+    let projections: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&direction)
+                .map(|(&a, b)| f64::from(a) * b)
+                .sum()
+        })
+        .collect();
+    let mean_abs = |sign: f64| {
+        let side: Vec<f64> = projections
+            .iter()
+            .filter(|&&p| p * sign > 0.0)
+            .map(|p| p.abs())
+            .collect();
+        side.iter().sum::<f64>() / side.len().max(1) as f64
+    };
+    let sign = if mean_abs(1.0) >= mean_abs(-1.0) {
+        1.0
+    } else {
+        -1.0
+    };
+    projections.into_iter().map(|p| sign * p).collect()
+}
+
+/// The top right singular vector of the rows (power iteration on RᵀR).
+fn principal_direction(rows: &[&[f32]], dim: usize) -> Vec<f64> {
+    let mut v = vec![1.0 / (dim.max(1) as f64).sqrt(); dim];
+    for _ in 0..100 {
+        let mut next = vec![0f64; dim];
+        for r in rows {
+            let dot: f64 = r.iter().zip(&v).map(|(&a, b)| f64::from(a) * b).sum();
+            for (n, &a) in next.iter_mut().zip(r.iter()) {
+                *n += dot * f64::from(a);
+            }
+        }
+        let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return v;
+        }
+        v = next.into_iter().map(|x| x / norm).collect();
+    }
+    v
+}
+
+/// Attack 2, across rounds: each catalog item's share of the user's uploads
+/// that touched it. A user's positives are in every upload; sampled
+/// negatives change from round to round.
+pub fn recurrence_scores(uploads: &[&UpdateMessage], n_items: usize) -> Vec<f64> {
+    let mut counts = vec![0f64; n_items];
+    for message in uploads {
+        for &id in &message.item_ids {
+            if let Some(c) = counts.get_mut(id as usize) {
+                *c += 1.0;
+            }
+        }
+    }
+    let rounds = uploads.len().max(1) as f64;
+    counts.into_iter().map(|c| c / rounds).collect()
+}
+
+/// Attack 3, the declared sample count: a round trains on every positive
+/// once plus `negatives` sampled negatives per positive, so the count gives
+/// the user's history length away.
+pub fn history_length(samples: u64, negatives: usize) -> f64 {
+    samples as f64 / (1 + negatives) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(ids: Vec<u32>, rows: Vec<f32>, samples: u64) -> UpdateMessage {
+        UpdateMessage {
+            round: 1,
+            base_version: 1,
+            idempotency_key: "k".into(),
+            samples,
+            item_ids: ids,
+            item_rows: rows,
+            dense: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rows_that_moved_further_along_the_shared_direction_score_highest() {
+        // Two positives moved far along +h, three negatives a little along -h.
+        let rows = vec![3.0, 3.1, 2.9, 3.0, -1.0, -0.9, -1.1, -1.0, -0.9, -1.0];
+        let scores = direction_scores(&message(vec![1, 2, 3, 4, 5], rows, 4));
+        assert!(scores[0].min(scores[1]) > scores[2].max(scores[3]).max(scores[4]));
+        // The same with the roles' signs flipped: the attack does not rely on them.
+        let flipped: Vec<f32> = vec![-3.0, -3.1, -2.9, -3.0, 1.0, 0.9, 1.1, 1.0, 0.9, 1.0];
+        let scores = direction_scores(&message(vec![1, 2, 3, 4, 5], flipped, 4));
+        assert!(scores[0].min(scores[1]) > scores[2].max(scores[3]).max(scores[4]));
+    }
+
+    #[test]
+    fn recurrence_counts_share_of_uploads_and_samples_give_the_length() {
+        let a = message(vec![0, 2], vec![0.0; 2], 4);
+        let b = message(vec![0, 3], vec![0.0; 2], 4);
+        assert_eq!(recurrence_scores(&[&a, &b], 4), vec![1.0, 0.0, 0.5, 0.5]);
+        assert_eq!(history_length(12, 2), 4.0);
+    }
+}

@@ -1,0 +1,214 @@
+//! What a curious server learns from the uploads it receives, measured on
+//! exactly what a real server was sent: `ledger` keeps every upload of a
+//! federation over HTTP, `attacks` run on them, `metrics` score each
+//! attack against each user's real training items beside what guessing
+//! scores for the same user.
+//!
+//! Measured today (undefended): one upload's rows split into positives and
+//! negatives (attack 1), the rows that recur across a user's rounds
+//! (attack 2), and the history length in the declared sample count
+//! (attack 3). Not yet: inferring the private router from the dense
+//! update, and Yuan et al.'s interaction-level membership inference.
+
+mod attacks;
+mod ledger;
+mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use fedmr_core::Result;
+use fedmr_core::data::UserData;
+
+pub use attacks::{direction_scores, history_length, recurrence_scores};
+pub use ledger::{Ledger, Observed};
+pub use metrics::{SetScores, Spread, auc};
+
+use crate::federation::Rounds;
+use crate::http::HttpFederation;
+
+/// Each attack's figures over the users (or uploads) it applies to.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PrivacyReport {
+    pub users: usize,
+    pub uploads: usize,
+    /// Attack 1: AUC of positive vs sampled negative among one upload's
+    /// rows, per upload (guessing: 0.5).
+    pub one_upload_auc: Spread,
+    /// Attack 2: AUC over the whole catalog of the share of a user's
+    /// uploads that touched an item, per user with two uploads or more
+    /// (guessing: 0.5).
+    pub across_rounds_auc: Spread,
+    /// Attack 2: the items in every one of a user's uploads, taken as their
+    /// positives: precision, recall and F1 per user...
+    pub across_rounds_precision: Spread,
+    pub across_rounds_recall: Spread,
+    pub across_rounds_f1: Spread,
+    /// ...and what guessing as many items scores in expectation.
+    pub across_rounds_guess_f1: Spread,
+    /// Attack 3: share of uploads whose sample count gives the user's
+    /// history length exactly...
+    pub history_exact: f64,
+    /// ...and of uploads whose user has the mean history length (what a
+    /// server that knows only the population guesses).
+    pub history_guess_exact: f64,
+    /// Mean number of values (f32) an upload carries: item rows and dense.
+    pub upload_values: f64,
+}
+
+/// Runs `rounds` rounds of `federation` with the server's uploads kept,
+/// then every attack on them.
+pub fn measure(
+    federation: &mut HttpFederation,
+    users: &[UserData],
+    n_items: usize,
+    rounds: usize,
+) -> Result<PrivacyReport> {
+    let ledger = Arc::new(Ledger::default());
+    federation.observe_uploads(ledger.clone());
+    for round in 0..rounds {
+        federation.round(round)?;
+    }
+    let negatives = federation.config().train.negatives;
+    Ok(analyse(&ledger.uploads(), users, n_items, negatives))
+}
+
+/// The phone's user index from its client id (`phone-<user>`).
+fn user_of(client: &str) -> Option<usize> {
+    client.strip_prefix("phone-")?.parse().ok()
+}
+
+/// Every attack on `uploads`, scored against `users[u].train`.
+pub fn analyse(
+    uploads: &[Observed],
+    users: &[UserData],
+    n_items: usize,
+    negatives: usize,
+) -> PrivacyReport {
+    let truth: Vec<HashSet<u32>> = users
+        .iter()
+        .map(|u| u.train.iter().copied().collect())
+        .collect();
+    let mut by_user: HashMap<usize, Vec<&Observed>> = HashMap::new();
+    for o in uploads {
+        if let Some(u) = user_of(&o.client).filter(|&u| u < users.len()) {
+            by_user.entry(u).or_default().push(o);
+        }
+    }
+
+    let mut one_upload = Vec::new();
+    for (&u, list) in &by_user {
+        for o in list {
+            let labels: Vec<bool> = o
+                .message
+                .item_ids
+                .iter()
+                .map(|i| truth[u].contains(i))
+                .collect();
+            one_upload.extend(auc(&direction_scores(&o.message), &labels));
+        }
+    }
+
+    let mut across = AcrossRounds::default();
+    for (&u, list) in &by_user {
+        if list.len() >= 2 {
+            across.add(list, &truth[u], n_items);
+        }
+    }
+
+    let mean_length =
+        truth.iter().map(HashSet::len).sum::<usize>() as f64 / truth.len().max(1) as f64;
+    let (mut exact, mut guess_exact, mut total) = (0usize, 0usize, 0usize);
+    for (&u, list) in &by_user {
+        let length = truth[u].len() as f64;
+        for o in list {
+            total += 1;
+            exact +=
+                usize::from((history_length(o.message.samples, negatives) - length).abs() < 0.5);
+            guess_exact += usize::from((mean_length.round() - length).abs() < 0.5);
+        }
+    }
+    let values: usize = uploads
+        .iter()
+        .map(|o| o.message.item_rows.len() + o.message.dense.len())
+        .sum();
+
+    PrivacyReport {
+        users: by_user.len(),
+        uploads: uploads.len(),
+        one_upload_auc: Spread::of(&one_upload),
+        across_rounds_auc: Spread::of(&across.auc),
+        across_rounds_precision: Spread::of(&across.precision),
+        across_rounds_recall: Spread::of(&across.recall),
+        across_rounds_f1: Spread::of(&across.f1),
+        across_rounds_guess_f1: Spread::of(&across.guess_f1),
+        history_exact: exact as f64 / total.max(1) as f64,
+        history_guess_exact: guess_exact as f64 / total.max(1) as f64,
+        upload_values: values as f64 / uploads.len().max(1) as f64,
+    }
+}
+
+/// Attack 2's per-user figures.
+#[derive(Default)]
+struct AcrossRounds {
+    auc: Vec<f64>,
+    precision: Vec<f64>,
+    recall: Vec<f64>,
+    f1: Vec<f64>,
+    guess_f1: Vec<f64>,
+}
+
+impl AcrossRounds {
+    fn add(&mut self, list: &[&Observed], truth: &HashSet<u32>, n_items: usize) {
+        let messages: Vec<_> = list.iter().map(|o| &o.message).collect();
+        let scores = recurrence_scores(&messages, n_items);
+        let labels: Vec<bool> = (0..n_items as u32).map(|i| truth.contains(&i)).collect();
+        if let Some(a) = auc(&scores, &labels) {
+            self.auc.push(a);
+        }
+        let guessed: HashSet<u32> = (0..n_items as u32)
+            .filter(|&i| scores[i as usize] >= 1.0)
+            .collect();
+        let s = SetScores::of(&guessed, truth);
+        self.precision.push(s.precision);
+        self.recall.push(s.recall);
+        self.f1.push(s.f1);
+        self.guess_f1
+            .push(SetScores::guessing(guessed.len(), truth.len(), n_items).f1);
+    }
+}
+
+impl std::fmt::Display for PrivacyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} users, {} uploads ({:.0} values each)",
+            self.users, self.uploads, self.upload_values
+        )?;
+        writeln!(f, "| attack | figure (mean ± std [min, max]) | guessing |")?;
+        writeln!(f, "|---|---|---|")?;
+        writeln!(
+            f,
+            "| 1. one upload: positives vs negatives | AUC {} | 0.500 |",
+            self.one_upload_auc
+        )?;
+        writeln!(
+            f,
+            "| 2. across rounds: item recurrence | AUC {} | 0.500 |",
+            self.across_rounds_auc
+        )?;
+        writeln!(
+            f,
+            "| 2. across rounds: in every upload = positive | precision {}, recall {}, F1 {} | F1 {} |",
+            self.across_rounds_precision,
+            self.across_rounds_recall,
+            self.across_rounds_f1,
+            self.across_rounds_guess_f1
+        )?;
+        write!(
+            f,
+            "| 3. sample count: history length exact | {:.3} of uploads | {:.3} |",
+            self.history_exact, self.history_guess_exact
+        )
+    }
+}
