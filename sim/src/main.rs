@@ -46,15 +46,8 @@ enum Command {
 struct PrivacyArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, default_value = "fedavg")]
-    backbone: Backbone,
-    /// id, mffm, sum, mlp or gate.
-    #[arg(long, default_value = "mffm")]
-    fusion: String,
-    #[arg(long, default_value_t = 0.1)]
-    lr: f32,
-    #[arg(long, default_value = "3")]
-    item_lr: Option<f32>,
+    #[command(flatten)]
+    setting: Setting,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Rounds the server observes.
@@ -102,10 +95,9 @@ struct Common {
     threads: usize,
 }
 
+/// One model setting: backbone, fusion and step sizes.
 #[derive(Args, Clone)]
-struct RunArgs {
-    #[command(flatten)]
-    common: Common,
+struct Setting {
     /// fedavg, fcf, fedncf, pfedrec or fedrap.
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
@@ -122,6 +114,27 @@ struct RunArgs {
     /// on KU and on the synthetic data; pass the --lr value for one step size).
     #[arg(long, default_value = "3")]
     item_lr: Option<f32>,
+}
+
+impl Setting {
+    fn config(&self, common: &Common, seed: u64) -> Result<SimConfig, String> {
+        Ok(sim_config(
+            common,
+            self.backbone,
+            fusion_mode(&self.fusion, self.no_id)?,
+            self.lr,
+            self.item_lr,
+            seed,
+        ))
+    }
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    setting: Setting,
     /// Seeds; metrics are reported as mean ± std over them.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seeds: Vec<u64>,
@@ -268,7 +281,7 @@ fn describe(result: &RunResult) -> String {
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
-    let fusion = fusion_mode(&args.fusion, args.no_id)?;
+    let setting = &args.setting;
     let first_seed = *args
         .seeds
         .first()
@@ -280,17 +293,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
     let mut tests = Vec::new();
     for &seed in &args.seeds {
-        let config = sim_config(
-            &args.common,
-            args.backbone,
-            fusion.clone(),
-            args.lr,
-            args.item_lr,
-            seed,
-        );
+        let config = setting.config(&args.common, seed)?;
         let bar = progress(
             config.rounds,
-            format!("{} {} seed {seed}", args.backbone, args.fusion),
+            format!("{} {} seed {seed}", setting.backbone, setting.fusion),
         );
         let dir = args.out.join(format!("seed{seed}"));
         let result = match args.transport.as_str() {
@@ -321,7 +327,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         write_run(&dir, &result).map_err(|e| format!("writing {}: {e}", dir.display()))?;
         let title = format!(
             "Router weights per user: {} + {}, {}, seed {seed}",
-            args.backbone, args.fusion, ds.name
+            setting.backbone, setting.fusion, ds.name
         );
         if let Some(spread) = write_router_view(&dir, &result, &title)? {
             eprintln!(
@@ -337,12 +343,12 @@ fn run(args: RunArgs) -> Result<(), String> {
     for (name, reports) in baseline_reports(&ds, &seeds) {
         println!("{}", table_row(&name, "-", &reports));
     }
-    let setting = steps_label((args.lr, args.item_lr));
+    let steps = steps_label((setting.lr, setting.item_lr));
     println!(
         "{}",
         table_row(
-            &format!("{} + {}", args.backbone, args.fusion),
-            &setting,
+            &format!("{} + {}", setting.backbone, setting.fusion),
+            &steps,
             &tests
         )
     );
@@ -514,19 +520,11 @@ fn write_table(
 }
 
 fn privacy(args: PrivacyArgs) -> Result<(), String> {
-    let fusion = fusion_mode(&args.fusion, false)?;
+    let config = args.setting.config(&args.common, args.seed)?;
     let ds = dataset::load(&args.common.dataset, args.seed).map_err(|e| e.to_string())?;
     eprintln!("dataset {}", ds.summary());
     let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
     let names = dataset::modality_names(&ds, &args.common.modalities);
-    let config = sim_config(
-        &args.common,
-        args.backbone,
-        fusion,
-        args.lr,
-        args.item_lr,
-        args.seed,
-    );
     let work = args.out.join("work");
     let mut federation =
         HttpFederation::new(&ds, &catalog, &names, config, &work).map_err(|e| e.to_string())?;
@@ -541,7 +539,7 @@ fn privacy(args: PrivacyArgs) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&work);
     let md = format!(
         "What the server learns: {} + {}, {}, seed {}, {} observed rounds\n\n{report}\n",
-        args.backbone, args.fusion, ds.name, args.seed, args.observed_rounds
+        args.setting.backbone, args.setting.fusion, ds.name, args.seed, args.observed_rounds
     );
     println!("{md}");
     std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
