@@ -159,6 +159,16 @@ impl HttpFederation {
         self.server.core.observe(observer);
     }
 
+    /// The user index of each phone, in phone order (`router_weights` order).
+    pub fn phone_users(&self) -> Vec<usize> {
+        self.phones.iter().map(|p| p.user).collect()
+    }
+
+    /// The global model the server publishes now.
+    pub fn published_global(&self) -> GlobalModel {
+        self.server.core.snapshot().global.clone()
+    }
+
     pub fn server_url(&self) -> String {
         self.server.url()
     }

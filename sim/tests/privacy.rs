@@ -61,4 +61,7 @@ fn an_undefended_federation_gives_each_users_items_away() {
     // synthetic users all have 18 training items, so here guessing the
     // population's mean does as well; KU's lengths vary).
     assert_eq!(report.history_exact, 1.0, "{report}");
+    // 4. The router's MLP-vs-Gate balance, from the dense change (guessing: 0).
+    let r = report.router_correlation.expect("MLP and Gate experts");
+    assert!(r > 0.5, "{report}");
 }

@@ -2,6 +2,8 @@
 //! returns scores (higher = more likely one of the user's training items)
 //! or an estimate; `super::analyse` scores them against the truth.
 
+use std::ops::Range;
+
 use fedmr_core::wire::UpdateMessage;
 
 /// Attack 1, one upload: every touched row's change, projected on the rows'
@@ -78,6 +80,20 @@ pub fn recurrence_scores(uploads: &[&UpdateMessage], n_items: usize) -> Vec<f64>
     counts.into_iter().map(|c| c / rounds).collect()
 }
 
+/// Attack 4, the private router: an expert's parameters get gradients in
+/// proportion to its weight in the user's router, so the RMS of each
+/// expert's change in the dense update tells their balance. Returns the
+/// MLP expert's estimated share of (MLP + Gate).
+pub fn mlp_share_estimate(dense: &[f32], mlp: &Range<usize>, gate: &Range<usize>) -> f64 {
+    let rms = |r: &Range<usize>| {
+        let values = dense.get(r.clone()).unwrap_or(&[]);
+        (values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / values.len().max(1) as f64)
+            .sqrt()
+    };
+    let (m, g) = (rms(mlp), rms(gate));
+    if m + g > 0.0 { m / (m + g) } else { 0.5 }
+}
+
 /// Attack 3, the declared sample count: a round trains on every positive
 /// once plus `negatives` sampled negatives per positive, so the count gives
 /// the user's history length away.
@@ -119,5 +135,15 @@ mod tests {
         let b = message(vec![0, 3], vec![0.0; 2], 4);
         assert_eq!(recurrence_scores(&[&a, &b], 4), vec![1.0, 0.0, 0.5, 0.5]);
         assert_eq!(history_length(12, 2), 4.0);
+    }
+
+    #[test]
+    fn the_expert_that_changed_more_gets_the_larger_share() {
+        let dense = [9.0, 9.0, 0.3, 0.4, 0.3, 0.3, 1.0, 1.0];
+        let share = mlp_share_estimate(&dense, &(2..4), &(4..8));
+        // RMS 0.354 (MLP) against 0.738 (Gate).
+        let (m, g) = (0.125f64.sqrt(), 0.545f64.sqrt());
+        assert!((share - m / (m + g)).abs() < 1e-6, "{share}");
+        assert_eq!(mlp_share_estimate(&[0.0; 4], &(0..2), &(2..4)), 0.5);
     }
 }

@@ -7,8 +7,9 @@
 //! Measured today (undefended): one upload's rows split into positives and
 //! negatives (attack 1), the rows that recur across a user's rounds
 //! (attack 2), and the history length in the declared sample count
-//! (attack 3). Not yet: inferring the private router from the dense
-//! update, and Yuan et al.'s interaction-level membership inference.
+//! (attack 3), and the private router's MLP-vs-Gate balance from the size
+//! of each expert's change in the dense update (attack 4). Not yet: Yuan et
+//! al.'s interaction-level membership inference.
 
 mod attacks;
 mod ledger;
@@ -17,10 +18,13 @@ mod metrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use std::ops::Range;
+
 use fedmr_core::Result;
 use fedmr_core::data::UserData;
+use fedmr_core::model::{Expert, Fusion};
 
-pub use attacks::{direction_scores, history_length, recurrence_scores};
+pub use attacks::{direction_scores, history_length, mlp_share_estimate, recurrence_scores};
 pub use ledger::{Ledger, Observed};
 pub use metrics::{SetScores, Spread, auc};
 
@@ -52,6 +56,10 @@ pub struct PrivacyReport {
     /// ...and of uploads whose user has the mean history length (what a
     /// server that knows only the population guesses).
     pub history_guess_exact: f64,
+    /// Attack 4: Pearson correlation, over users, between the MLP expert's
+    /// share of (MLP + Gate) in the user's router and its estimate from the
+    /// user's last upload (guessing: 0); `None` without both experts.
+    pub router_correlation: Option<f64>,
     /// Mean number of values (f32) an upload carries: item rows and dense.
     pub upload_values: f64,
 }
@@ -70,7 +78,64 @@ pub fn measure(
         federation.round(round)?;
     }
     let negatives = federation.config().train.negatives;
-    Ok(analyse(&ledger.uploads(), users, n_items, negatives))
+    let mut report = analyse(&ledger.uploads(), users, n_items, negatives);
+    if let Fusion::Mffm(mffm) = federation.published_global().fusion() {
+        let weights = federation.router_weights()?;
+        let truth: HashMap<usize, Vec<f32>> =
+            federation.phone_users().into_iter().zip(weights).collect();
+        report.router_correlation = router_correlation(
+            &ledger.uploads(),
+            &mffm.experts,
+            &mffm.expert_ranges(),
+            &truth,
+        );
+    }
+    Ok(report)
+}
+
+/// Attack 4 over every user's last upload against their router now.
+fn router_correlation(
+    uploads: &[Observed],
+    experts: &[Expert],
+    ranges: &[(Expert, Range<usize>)],
+    truth: &HashMap<usize, Vec<f32>>,
+) -> Option<f64> {
+    let position = |e: Expert| experts.iter().position(|&x| x == e);
+    let range = |e: Expert| ranges.iter().find(|(x, _)| *x == e).map(|(_, r)| r.clone());
+    let (mlp, gate) = (position(Expert::Mlp)?, position(Expert::Gate)?);
+    let (mlp_range, gate_range) = (range(Expert::Mlp)?, range(Expert::Gate)?);
+    let mut last: HashMap<usize, &Observed> = HashMap::new();
+    for o in uploads {
+        if let Some(u) = user_of(&o.client) {
+            last.insert(u, o);
+        }
+    }
+    let (mut estimated, mut actual) = (Vec::new(), Vec::new());
+    for (u, o) in last {
+        let Some(w) = truth.get(&u) else { continue };
+        let total = f64::from(w[mlp] + w[gate]);
+        if total > 0.0 {
+            estimated.push(mlp_share_estimate(
+                &o.message.dense,
+                &mlp_range,
+                &gate_range,
+            ));
+            actual.push(f64::from(w[mlp]) / total);
+        }
+    }
+    pearson(&estimated, &actual)
+}
+
+fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len() as f64;
+    if x.len() < 3 {
+        return None;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
 }
 
 /// The phone's user index from its client id (`phone-<user>`).
@@ -144,6 +209,7 @@ pub fn analyse(
         across_rounds_guess_f1: Spread::of(&across.guess_f1),
         history_exact: exact as f64 / total.max(1) as f64,
         history_guess_exact: guess_exact as f64 / total.max(1) as f64,
+        router_correlation: None,
         upload_values: values as f64 / uploads.len().max(1) as f64,
     }
 }
@@ -205,10 +271,20 @@ impl std::fmt::Display for PrivacyReport {
             self.across_rounds_f1,
             self.across_rounds_guess_f1
         )?;
-        write!(
+        writeln!(
             f,
             "| 3. sample count: history length exact | {:.3} of uploads | {:.3} |",
             self.history_exact, self.history_guess_exact
-        )
+        )?;
+        match self.router_correlation {
+            Some(r) => write!(
+                f,
+                "| 4. router: MLP vs Gate share from the dense change | correlation {r:.3} | 0 |"
+            ),
+            None => write!(
+                f,
+                "| 4. router | not applicable (needs the MLP and Gate experts) | |"
+            ),
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::layers::activations::{relu, relu_backward, sigmoid};
 use super::layers::layer_norm::LayerNormCache;
 use super::layers::{LayerNorm, Linear};
-use super::params::impl_tensors;
+use super::params::{Tensors, impl_tensors};
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +77,25 @@ struct GateCache {
 }
 
 impl Mffm {
+    /// Where each expert's own parameters sit in this module's flattened
+    /// parameters (`Tensors::flatten` order; the Sum expert has none). What
+    /// anyone holding the published model knows, e.g. a server reading an
+    /// update's dense change.
+    pub fn expert_ranges(&self) -> Vec<(Expert, std::ops::Range<usize>)> {
+        let mut start = self.projections.num_params() + self.norms.num_params();
+        let mut ranges = Vec::new();
+        for (expert, params) in [
+            (Expert::Mlp, self.mlp.num_params()),
+            (Expert::Gate, self.gate.num_params()),
+        ] {
+            if params > 0 {
+                ranges.push((expert, start..start + params));
+            }
+            start += params;
+        }
+        ranges
+    }
+
     /// `experts` are kept in the canonical order Sum, MLP, Gate whatever the
     /// order given, so that two configurations naming the same set agree.
     pub fn new(
@@ -330,7 +349,6 @@ mod tests {
     use crate::model::layers::gradcheck::{
         check_input_grad, check_param_grads_of_loss, random_matrix,
     };
-    use crate::model::params::Tensors;
 
     /// L = sum_j sum(F_j * R_j) for fixed random R_j.
     fn projected_loss(m: &Mffm, id: &Array2<f32>, feats: &[Array2<f32>], r: &[Array2<f32>]) -> f64 {
@@ -441,5 +459,21 @@ mod tests {
         m.gate.as_mut().unwrap().gates[0].b.fill(5.0);
         let (b, _) = m.forward(None, &[feats.view()]);
         assert_eq!(a[0], b[0]);
+    }
+
+    #[test]
+    fn expert_ranges_cover_each_experts_own_parameters() {
+        let mut rng = Rng::new(3);
+        let m = Mffm::new(4, true, &[3, 5], &Expert::ALL, &mut rng);
+        let flat = m.flatten();
+        let ranges = m.expert_ranges();
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(ranges[0].0, Expert::Mlp);
+        assert_eq!(&flat[ranges[0].1.clone()], m.mlp.flatten().as_slice());
+        assert_eq!(ranges[1].0, Expert::Gate);
+        assert_eq!(&flat[ranges[1].1.clone()], m.gate.flatten().as_slice());
+        assert_eq!(ranges[1].1.end, flat.len());
+        let sum_only = Mffm::new(4, true, &[3], &[Expert::Sum], &mut rng);
+        assert!(sum_only.expert_ranges().is_empty());
     }
 }
