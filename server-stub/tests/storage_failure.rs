@@ -10,23 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use fedmr_core::model::params::Tensors;
-use fedmr_core::wire::UpdateMessage;
 use fedmr_server::{ServerConfig, ServerCore};
-
-fn update(core: &ServerCore, key: &str) -> Vec<u8> {
-    let snap = core.snapshot();
-    UpdateMessage {
-        round: snap.version,
-        base_version: snap.version,
-        idempotency_key: key.into(),
-        samples: 10,
-        item_ids: vec![0, 3],
-        item_rows: vec![0.01; 2 * snap.global.dim()],
-        dense: vec![0.001; snap.global.dense.num_params()],
-    }
-    .encode()
-}
 
 /// `core.submit` on another thread; `None` if it has not returned in 20 s.
 fn submit_within(core: &Arc<ServerCore>, client: &str, body: Vec<u8>) -> Option<bool> {
@@ -46,7 +30,10 @@ fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
     let db_path = config.db_path();
     let core = Arc::new(open_core(config));
 
-    assert_eq!(submit_within(&core, "a", update(&core, "ka")), Some(true));
+    assert_eq!(
+        submit_within(&core, "a", update_for(&core, "ka").encode()),
+        Some(true)
+    );
     let refuse = rusqlite::Connection::open(&db_path).unwrap();
     refuse
         .execute_batch(
@@ -56,7 +43,7 @@ fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
         .unwrap();
     // The second update fills the round; storing the next model fails.
     assert_eq!(
-        submit_within(&core, "b", update(&core, "kb")),
+        submit_within(&core, "b", update_for(&core, "kb").encode()),
         Some(false),
         "the submit that hit the storage error must return, with an error"
     );
@@ -70,7 +57,10 @@ fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
 
     // Storage works again: the next update closes the round with all three.
     refuse.execute_batch("DROP TRIGGER disk_full;").unwrap();
-    assert_eq!(submit_within(&core, "c", update(&core, "kc")), Some(true));
+    assert_eq!(
+        submit_within(&core, "c", update_for(&core, "kc").encode()),
+        Some(true)
+    );
     assert_eq!(core.snapshot().version, 2);
     drop(core);
     // And a restart finds the published model, not the failed one.

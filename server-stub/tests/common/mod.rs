@@ -65,7 +65,12 @@ pub fn issue(server: &RunningServer, client: &str) -> String {
 
 /// A well-formed update for the server's current model version.
 pub fn update(server: &RunningServer, key: &str) -> UpdateMessage {
-    let snap = server.core.snapshot();
+    update_for(&server.core, key)
+}
+
+/// A well-formed update for `core`'s current model version.
+pub fn update_for(core: &ServerCore, key: &str) -> UpdateMessage {
+    let snap = core.snapshot();
     let dim = snap.global.dim();
     UpdateMessage {
         round: snap.version,
