@@ -543,14 +543,7 @@ fn draw_strips(
             )
         })
         .collect();
-    let label_width = labels
-        .iter()
-        .map(|l| area.estimate_text_size(l, &font(17.0).into_text_style(area)))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .map(|(w, _)| w)
-        .max()
-        .unwrap_or(0);
+    let label_width = widest_text(area, &labels, scale)?;
     let mut chart = ChartBuilder::on(area)
         .caption(
             "(a) each user's router weight on each expert (one dot per user)",
@@ -674,24 +667,24 @@ fn draw_bars(area: &Area<'_>, weights: &RouterWeights, scale: f64) -> Result<(),
     draw_legend(&legend, &names, scale)
 }
 
-/// Width of the legend column: its longest name, a swatch and margins.
+/// Width of the legend column: its longest name (or its title), a swatch
+/// and margins.
 fn legend_width(area: &Area<'_>, names: &[String], scale: f64) -> Result<u32, RouterPlotError> {
-    let font = |size: f64| (FONT, (size * scale).max(12.0));
-    let width = names
+    let title = widest_text(area, &["expert".to_string()], scale)?;
+    Ok(widest_text(area, names, scale)?.max(title) + (60.0 * scale) as u32 + 20)
+}
+
+/// Pixel width of the widest of `texts` in the plot's 17-point label font.
+fn widest_text(area: &Area<'_>, texts: &[String], scale: f64) -> Result<u32, RouterPlotError> {
+    let style = (FONT, (17.0 * scale).max(12.0)).into_text_style(area);
+    Ok(texts
         .iter()
-        .map(|l| area.estimate_text_size(l, &font(17.0).into_text_style(area)))
+        .map(|t| area.estimate_text_size(t, &style))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .map(|(w, _)| w)
         .max()
-        .unwrap_or(0)
-        .max(
-            area.estimate_text_size("expert", &font(17.0).into_text_style(area))?
-                .0,
-        )
-        + (60.0 * scale) as u32
-        + 20;
-    Ok(width)
+        .unwrap_or(0))
 }
 
 /// Bar b covers users `order[b * n / bars..(b + 1) * n / bars]`, each
