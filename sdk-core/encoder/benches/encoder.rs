@@ -7,7 +7,6 @@
 //! Run: scripts/fetch-models && cargo bench -p fedmr-core --features encoder --bench encoder
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use fedmr_encoder::{TextEncoder, TextEncoderOptions};
@@ -59,12 +58,8 @@ fn titles() -> Vec<String> {
         .collect()
 }
 
-fn models_dir() -> PathBuf {
-    fedmr_test_support::models_dir()
-}
-
 fn bench_model(name: &str, options: TextEncoderOptions, titles: &[&str]) {
-    let dir = models_dir().join(name);
+    let dir = fedmr_test_support::models_dir().join(name);
     let start = Instant::now();
     let encoder = match TextEncoder::load(&dir, options.clone()) {
         Ok(encoder) => encoder,

@@ -72,14 +72,10 @@ fn reference() -> &'static Reference {
     })
 }
 
-fn models_dir() -> PathBuf {
-    fedmr_test_support::models_dir()
-}
-
 /// The folder of model `name`, or `None` after a SKIPPED line when it has
 /// not been fetched. Under CI=true a missing model fails the test instead.
 fn model_dir(name: &str) -> Option<PathBuf> {
-    let dir = models_dir().join(name);
+    let dir = fedmr_test_support::models_dir().join(name);
     if dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file() {
         return Some(dir);
     }

@@ -78,7 +78,8 @@ pub fn measure(
         federation.round(round)?;
     }
     let negatives = federation.config().train.negatives;
-    let mut report = analyse(&ledger.uploads(), users, n_items, negatives);
+    let uploads = ledger.uploads();
+    let mut report = analyse(&uploads, users, n_items, negatives);
     if let Fusion::Mffm(mffm) = federation.published_global().fusion() {
         let weights = federation.router_weights()?;
         let truth: HashMap<usize, Vec<f32>> =

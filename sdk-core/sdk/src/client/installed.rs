@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use crate::store::{CatalogMeta, Store};
 use crate::{Error, Result};
-use fedmr_core::model::GlobalModel;
+use fedmr_core::model::{Catalog, GlobalModel};
 use fedmr_core::train::TrainConfig;
 use fedmr_core::wire::ModelMessage;
 
@@ -134,6 +134,19 @@ impl Installed {
             .ok_or_else(|| Error::NotReady("no model installed (apply_model first)".into()))?;
         Ok((catalog, model))
     }
+}
+
+/// The content rows of `ids` (in that order), read from the store.
+pub(crate) fn features_of(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    ids: &[u32],
+) -> Result<Catalog> {
+    let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
+    Ok(Catalog {
+        n_items: ids.len(),
+        features: decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?,
+    })
 }
 
 /// Stored f16 feature rows to one f32 matrix per modality; a row of the

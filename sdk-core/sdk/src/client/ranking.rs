@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use ndarray::{Array1, Array2};
 
-use super::installed::{InstalledCatalog, InstalledModel, decode_rows};
+use super::installed::{InstalledCatalog, InstalledModel, decode_rows, features_of};
 use super::types::{ExpertWeight, ModalityShare, Preferences};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -67,13 +67,7 @@ pub(crate) fn views_of(
 ) -> Result<Vec<Array2<f32>>> {
     let features = match *model.global.fusion() {
         Fusion::IdOnly => Catalog::default(),
-        _ => {
-            let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
-            Catalog {
-                n_items: ids.len(),
-                features: decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?,
-            }
-        }
+        _ => features_of(store, catalog, ids)?,
     };
     Ok(views_from_features(&model.global, state, ids, &features))
 }
@@ -235,8 +229,7 @@ fn sum_expert_shares(
     mffm: &fedmr_core::model::Mffm,
     positives: &[u32],
 ) -> Result<Vec<ModalityShare>> {
-    let as_usize: Vec<usize> = positives.iter().map(|&i| i as usize).collect();
-    let features = decode_rows(&store.feature_rows(&as_usize)?, &catalog.modality_dims())?;
+    let features = features_of(store, catalog, positives)?.features;
     let id_rows = user_id_rows(&model.global, state, positives);
     let feature_views: Vec<_> = features.iter().map(|f| f.view()).collect();
     let id_view = id_rows.view();

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::installed::{InstalledCatalog, InstalledModel, decode_rows};
+use super::installed::{InstalledCatalog, InstalledModel, features_of};
 use super::private::{PrivateRecord, load_state};
 use super::ranking::History;
 use super::types::{TrainOptions, TrainReport};
@@ -46,8 +46,7 @@ impl Client {
         let installed = self.installed();
         let (catalog, model) = installed.ready()?;
         let mut start = self.start_round(catalog, model, options)?;
-        let cancelled = || options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
-        if cancelled() {
+        if cancelled(options) {
             return Err(Error::Cancelled);
         }
         let plan = plan_round(
@@ -58,7 +57,7 @@ impl Client {
         )?;
         let features = self.round_features(catalog, model, &plan)?;
         let done = run_round(model, &features, &mut start, &plan, options, started)?;
-        if cancelled() {
+        if cancelled(options) {
             return Err(Error::Cancelled);
         }
         self.commit_round(catalog, model, start, done, started)
@@ -117,12 +116,7 @@ impl Client {
         if matches!(model.global.fusion(), Fusion::IdOnly) {
             return Ok(Catalog::default());
         }
-        let ids: Vec<usize> = plan.touched().iter().map(|&i| i as usize).collect();
-        let rows = self.store.feature_rows(&ids)?;
-        Ok(Catalog {
-            n_items: ids.len(),
-            features: decode_rows(&rows, &catalog.modality_dims())?,
-        })
+        features_of(&self.store, catalog, plan.touched())
     }
 
     /// Stores the new private state and the update in one transaction.
@@ -183,13 +177,12 @@ fn run_round(
     options: &TrainOptions,
     started: Instant,
 ) -> Result<RoundDone> {
-    let cancelled = || options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
     let mut stopped_early = false;
     let mut observer = |p: &EpochProgress| {
         if let Some(listener) = &options.progress {
             listener.on_epoch(p);
         }
-        if cancelled() {
+        if cancelled(options) {
             Flow::Cancel
         } else if p.epoch < p.epochs && options.time_budget.is_some_and(|b| started.elapsed() >= b)
         {
@@ -213,6 +206,11 @@ fn run_round(
         local,
         stopped_early,
     })
+}
+
+/// Whether the caller has raised the cancel flag.
+fn cancelled(options: &TrainOptions) -> bool {
+    options.cancel.as_ref().is_some_and(|c| c.is_cancelled())
 }
 
 /// 128 random bits as hex: unique per update without coordination.
