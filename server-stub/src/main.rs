@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use fedmr_core::aggregate::ServerStep;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::model::{Backbone, FusionMode, ModelConfig};
+use fedmr_core::privacy::Protection;
 use fedmr_core::train::TrainConfig;
 use fedmr_data::mmrec;
 use fedmr_server::{NormPolicy, ServerConfig, ServerCore, genesis_from_dataset};
@@ -171,6 +172,14 @@ struct ServeArgs {
     lr: f32,
     #[arg(long, default_value_t = 3.0)]
     item_lr: f32,
+    /// What clients' uploads may reveal (README, "What the server learns"):
+    /// undefended, fixed-negatives, hidden-count, combined (both) or
+    /// dp-<noise multiplier> (combined + every catalog row + local DP).
+    #[arg(long, default_value = "undefended")]
+    protection: String,
+    /// The L2 bound of each upload under dp-<noise>.
+    #[arg(long, default_value_t = 1.0)]
+    dp_clip: f32,
     #[arg(long, default_value_t = 100)]
     min_updates: u32,
     #[arg(long, default_value_t = 1)]
@@ -218,6 +227,7 @@ fn open_core(args: &ServeArgs) -> Result<ServerCore, String> {
         let train = TrainConfig {
             lr: args.lr,
             item_lr: Some(args.item_lr),
+            protection: Protection::preset(&args.protection, args.dp_clip)?,
             ..TrainConfig::default()
         };
         if let Some(path) = &args.catalog {

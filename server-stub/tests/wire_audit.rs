@@ -2,9 +2,9 @@
 //! upload; three rounds) through a loopback proxy that keeps every byte the
 //! client sends. None of it may contain an item key the user touched, a
 //! timestamp they recorded, or any of their private parameters (router,
-//! head). The declared sample count still gives the history length away
-//! (README, "What the server learns", attack 3): not checked here until a
-//! defence hides it.
+//! head). Undefended, the declared sample count gives the history length
+//! away (README, "What the server learns", attack 3); under the hidden-count
+//! defence every upload declares one sample, and that is checked here too.
 
 mod common;
 
@@ -13,6 +13,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use fedmr_core::privacy::Protection;
+use fedmr_core::train::TrainConfig;
+use fedmr_core::wire::UpdateMessage;
 use fedmr_sdk::{Client, ClientConfig, Interaction, InteractionKind, Remote, TrainOptions};
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that records every byte
@@ -58,8 +61,31 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn a_client_session_sends_no_key_timestamp_or_private_parameter() {
+    let (_dir, uploads) = audited_session(TrainConfig::default());
+    // Undefended: the count is the history's (6 positives + 6 negatives).
+    for body in &uploads {
+        assert_eq!(UpdateMessage::decode(body).unwrap().samples, 12);
+    }
+}
+
+#[test]
+fn under_the_hidden_count_no_upload_says_how_much_the_user_did() {
+    let train = TrainConfig {
+        protection: Protection::preset("combined", 1.0).unwrap(),
+        ..TrainConfig::default()
+    };
+    let (_dir, uploads) = audited_session(train);
+    for body in &uploads {
+        assert_eq!(UpdateMessage::decode(body).unwrap().samples, 1);
+    }
+}
+
+/// Three rounds of one client of a server publishing `train`, through the
+/// tap, with every check that holds whatever the defences; returns the
+/// update bodies sent.
+fn audited_session(train: TrainConfig) -> (TempDir, Vec<Vec<u8>>) {
     let dir = TempDir::new("wire-audit");
-    let server = start(&dir, |c| c.min_updates = 1);
+    let server = start_training(&dir, train, |c| c.min_updates = 1);
     let token = issue(&server, "phone-1");
     let upstream = server.addr;
     let (proxy, sent) = tap(upstream);
@@ -139,4 +165,6 @@ fn a_client_session_sends_no_key_timestamp_or_private_parameter() {
             "private parameters {pair:?} left the device"
         );
     }
+    drop(server);
+    (dir, uploads)
 }

@@ -9,12 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use fedmr_core::aggregate::ServerStep;
 use fedmr_core::data::Dataset;
 use fedmr_core::model::{Backbone, Catalog, Expert, FusionMode, ModelConfig};
+use fedmr_core::privacy::Protection;
 use fedmr_core::train::TrainConfig;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
-use fedmr_sim::federation::{RoundRecord, Rounds, RunResult, SimConfig, run_rounds};
+use fedmr_sim::federation::{
+    RoundRecord, Rounds, RunResult, SimConfig, run_rounds, select_clients,
+};
 use fedmr_sim::http::HttpFederation;
 use fedmr_sim::report::{table_header, table_row, write_router_view, write_run};
-use fedmr_sim::{ablation, dataset};
+use fedmr_sim::{ablation, dataset, privacy};
 
 /// Federated simulation of FedMR: N phones train locally, a server aggregates,
 /// every user is evaluated with the paper's protocol (full ranking, HR@K, NDCG@K).
@@ -48,11 +51,23 @@ struct PrivacyArgs {
     common: Common,
     #[command(flatten)]
     setting: Setting,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// One run per seed and defence.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
     /// Rounds the server observes.
     #[arg(long, default_value_t = 5)]
     observed_rounds: usize,
+    /// Defences, comma-separated: undefended, fixed-negatives, hidden-count,
+    /// combined (both), dp-<noise multiplier> (combined + every catalog row +
+    /// local DP).
+    #[arg(long, value_delimiter = ',', default_value = "undefended")]
+    defences: Vec<String>,
+    /// The L2 bound every upload is clipped to under local DP.
+    #[arg(long, default_value_t = 1.0)]
+    dp_clip: f32,
+    /// Train each federation on to its end and report test quality.
+    #[arg(long)]
+    quality: bool,
     /// The report (privacy.md, privacy.json) goes here.
     #[arg(long, default_value = "runs/privacy")]
     out: PathBuf,
@@ -520,33 +535,105 @@ fn write_table(
 }
 
 fn privacy(args: PrivacyArgs) -> Result<(), String> {
-    let config = args.setting.config(&args.common, args.seed)?;
-    let ds = dataset::load(&args.common.dataset, args.seed).map_err(|e| e.to_string())?;
-    eprintln!("dataset {}", ds.summary());
-    let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
-    let names = dataset::modality_names(&ds, &args.common.modalities);
-    let work = args.out.join("work");
-    let mut federation =
-        HttpFederation::new(&ds, &catalog, &names, config, &work).map_err(|e| e.to_string())?;
-    let report = fedmr_sim::privacy::measure(
-        &mut federation,
-        &ds.users(),
-        ds.n_items,
-        args.observed_rounds,
-    )
-    .map_err(|e| e.to_string())?;
-    drop(federation);
-    let _ = std::fs::remove_dir_all(&work);
+    let defences: Vec<(String, Protection)> = args
+        .defences
+        .iter()
+        .map(|d| Ok((d.clone(), privacy::parse_defence(d, args.dp_clip)?)))
+        .collect::<Result<_, String>>()?;
+    let mut runs = Vec::new();
+    let mut name = String::new();
+    for &seed in &args.seeds {
+        let ds = dataset::load(&args.common.dataset, seed).map_err(|e| e.to_string())?;
+        eprintln!("dataset {}", ds.summary());
+        name = ds.name.clone();
+        let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
+        let names = dataset::modality_names(&ds, &args.common.modalities);
+        for (defence, protection) in &defences {
+            let mut config = args.setting.config(&args.common, seed)?;
+            config.train.protection = protection.clone();
+            let run = privacy_run(&args, &ds, &catalog, &names, config, seed, defence)?;
+            eprintln!("{defence}, seed {seed}:\n{}", run.report);
+            runs.push(run);
+        }
+    }
     let md = format!(
-        "What the server learns: {} + {}, {}, seed {}, {} observed rounds\n\n{report}\n",
-        args.setting.backbone, args.setting.fusion, ds.name, args.seed, args.observed_rounds
+        "What the server learns: {} + {}, {name}, seeds {:?}, {} observed rounds{}\n\n{}",
+        args.setting.backbone,
+        args.setting.fusion,
+        args.seeds,
+        args.observed_rounds,
+        if args.quality {
+            ", quality at the best validation round"
+        } else {
+            ""
+        },
+        privacy::table(&runs)
     );
     println!("{md}");
     std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
     std::fs::write(args.out.join("privacy.md"), &md).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?;
     std::fs::write(args.out.join("privacy.json"), json).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// One federation over HTTP under one defence: the attacks on its observed
+/// rounds, then (with `--quality`) its test quality.
+fn privacy_run(
+    args: &PrivacyArgs,
+    ds: &Dataset,
+    catalog: &Catalog,
+    names: &[String],
+    config: SimConfig,
+    seed: u64,
+    defence: &str,
+) -> Result<privacy::DefenceRun, String> {
+    let protection = config.train.protection.clone();
+    let work = args.out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    let mut federation = HttpFederation::new(ds, catalog, names, config.clone(), &work)
+        .map_err(|e| e.to_string())?;
+    let users = ds.users();
+    let report = privacy::measure(&mut federation, &users, ds.n_items, args.observed_rounds)
+        .map_err(|e| e.to_string())?;
+    drop(federation);
+    let _ = std::fs::remove_dir_all(&work);
+    // Quality from the same configuration and seed in process: the same
+    // computation as over HTTP, bit for bit (sim/tests/http.rs), in a
+    // fraction of the time.
+    let run = if args.quality {
+        let run = run_once(ds, catalog, config.clone(), |r| {
+            eprint!("\r{defence}, seed {seed}: round {}  ", r.round + 1)
+        })
+        .map_err(|e| e.to_string())?;
+        eprintln!();
+        Some(run)
+    } else {
+        None
+    };
+    let rounds_run = run.as_ref().map_or(args.observed_rounds, |r| {
+        r.rounds.last().map_or(0, |l| l.round + 1)
+    });
+    let rounds_taken_part = (0..users.len())
+        .map(|u| {
+            (0..rounds_run)
+                .filter(|&round| select_clients(&config, users.len(), round).contains(&u))
+                .count() as u64
+        })
+        .max()
+        .unwrap_or(0);
+    let delta = 1.0 / users.len().max(1) as f64;
+    let best = run.as_ref().map(|r| &r.best_round().test.all);
+    Ok(privacy::DefenceRun {
+        defence: defence.to_string(),
+        seed,
+        report,
+        rounds_taken_part,
+        epsilon: privacy::epsilon(&protection, rounds_taken_part, delta),
+        delta,
+        test_hr50: best.and_then(|t| t.hr_at(50)).map(|v| 100.0 * v),
+        test_ndcg50: best.and_then(|t| t.ndcg_at(50)).map(|v| 100.0 * v),
+    })
 }
 
 fn ablation(args: AblationArgs) -> Result<(), String> {

@@ -125,6 +125,11 @@ impl FedmrClient {
         Ok(self.inner.stats()?.into())
     }
 
+    /// The (epsilon, `delta`) local DP has spent over every round trained here.
+    pub fn privacy_spent(&self, delta: f64) -> Result<PrivacySpent> {
+        Ok(self.inner.privacy_spent(delta)?)
+    }
+
     pub fn export(&self) -> Result<String> {
         Ok(self.inner.export()?)
     }

@@ -4,7 +4,8 @@
 use fedmr_sdk as core;
 pub use fedmr_sdk::demo::SampleServerData;
 pub use fedmr_sdk::{
-    ExpertWeight, ModalityShare, PendingUpload, Preferences, Recommendation, SyncReport,
+    ExpertWeight, ModalityShare, PendingUpload, Preferences, PrivacySpent, Recommendation,
+    SyncReport,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
@@ -111,6 +112,16 @@ impl From<core::TrainReport> for TrainReport {
 pub struct Recommendation {
     pub item_key: String,
     pub score: f32,
+}
+
+/// What the user's uploads have spent of their privacy under local DP;
+/// `epsilon` is infinite once any round ran without it.
+#[uniffi::remote(Record)]
+pub struct PrivacySpent {
+    pub rounds: u64,
+    pub rounds_without_dp: u64,
+    pub epsilon: f64,
+    pub delta: f64,
 }
 
 /// One fusion expert's weight in the user's private router.

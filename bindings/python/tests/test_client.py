@@ -76,6 +76,11 @@ def test_walk_the_whole_api(client, server_data):
     assert abs(sum(e.weight for e in prefs.experts) - 1.0) < 1e-5
     assert abs(sum(m.share for m in prefs.modalities) - 1.0) < 1e-5
 
+    # The sample server publishes no local DP: one round spends an unbounded budget.
+    spent = client.privacy_spent(1e-5)
+    assert (spent.rounds, spent.rounds_without_dp) == (1, 1)
+    assert spent.epsilon == float("inf")
+
     exported = json.loads(client.export())
     assert len(exported["interactions"]) == 7
     assert exported["private_model"]["rounds_trained"] == 1

@@ -18,14 +18,16 @@ mod store;
 pub use client::LocalItem;
 pub use client::{
     CancelFlag, Client, ClientConfig, ExpertWeight, ModalityShare, PendingUpload, Preferences,
-    ProgressListener, RecommendOptions, Recommendation, Remote, Stats, SyncReport, TrainOptions,
-    TrainReport, UploadReport,
+    PrivacySpent, ProgressListener, RecommendOptions, Recommendation, Remote, Stats, SyncReport,
+    TrainOptions, TrainReport, UploadReport,
 };
 pub use error::{Error, Result};
 pub use interaction::{Interaction, InteractionKind};
 /// The store's schema version this build writes (`PRAGMA user_version`).
 pub use store::SCHEMA_VERSION;
 
+/// The defences a server configures for its rounds' uploads.
+pub use fedmr_core::privacy::{LocalDp, Protection, UploadRows};
 /// Training settings and progress, as the server's model message carries them.
 pub use fedmr_core::train::{EpochProgress, TrainConfig};
 

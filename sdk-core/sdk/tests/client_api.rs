@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::client::*;
 use common::small_dataset;
 use fedmr_core::model::{Backbone, FusionMode, ModelConfig};
+use fedmr_core::privacy::{Protection, RdpAccountant, UploadRows};
 use fedmr_core::train::{EpochProgress, TrainConfig};
 use fedmr_core::wire::{ModelMessage, UpdateMessage};
 use fedmr_sdk::{
@@ -708,4 +709,83 @@ fn damaged_message_bodies_never_panic() {
         };
     }
     assert!(client.integrity_check().unwrap());
+}
+
+#[test]
+fn the_servers_defences_hold_whatever_the_caller_overrides() {
+    let dir = TempDir::new("protection");
+    let ds = small_dataset();
+    let client = ready_client(&dir, &ds, Backbone::FedAvg);
+    let cfg = model_config(Backbone::FedAvg);
+    let mut defended = model_message(&ds, &cfg, 2, 1);
+    defended.train.protection = Protection {
+        rows: UploadRows::Catalog,
+        hide_sample_count: true,
+        ..Protection::none()
+    };
+    client.apply_model(&defended.encode()).unwrap();
+    record_history(&client, &[3, 5, 8, 13]);
+    // An app (or a hostile library) passing its own configuration without
+    // the defences does not get them switched off.
+    let options = TrainOptions {
+        config: Some(TrainConfig {
+            epochs: 2,
+            ..TrainConfig::default()
+        }),
+        ..TrainOptions::default()
+    };
+    let report = client.train(&options).unwrap();
+    assert_eq!(report.epochs_run, 2, "the rest of the override applies");
+    let pending = client.pending_uploads().unwrap();
+    let message = UpdateMessage::decode(&pending[0].bytes).unwrap();
+    assert_eq!(message.samples, 1, "the count is hidden");
+    assert_eq!(
+        message.item_ids,
+        (0..ds.n_items as u32).collect::<Vec<_>>(),
+        "every catalog row is uploaded"
+    );
+    assert!(
+        report.samples > 1,
+        "the app's own report keeps the real count"
+    );
+}
+
+#[test]
+fn privacy_spent_composes_every_round_trained_here() {
+    let dir = TempDir::new("privacy-spent");
+    let ds = small_dataset();
+    let client = ready_client(&dir, &ds, Backbone::FedAvg);
+    assert!(matches!(
+        client.privacy_spent(0.0),
+        Err(Error::InvalidArgument(_))
+    ));
+    let nothing = client.privacy_spent(1e-5).unwrap();
+    assert_eq!((nothing.rounds, nothing.epsilon), (0, 0.0));
+
+    record_history(&client, &[3, 5, 8, 13]);
+    let cfg = model_config(Backbone::FedAvg);
+    let mut dp = model_message(&ds, &cfg, 2, 1);
+    dp.train.protection = Protection::preset("dp-4", 0.5).unwrap();
+    client.apply_model(&dp.encode()).unwrap();
+    client.train(&TrainOptions::default()).unwrap();
+    client.train(&TrainOptions::default()).unwrap();
+    let spent = client.privacy_spent(1e-5).unwrap();
+    let mut reference = RdpAccountant::default();
+    reference.spend_gaussian(2.0);
+    reference.spend_gaussian(2.0);
+    assert_eq!((spent.rounds, spent.rounds_without_dp), (2, 0));
+    assert_eq!(spent.epsilon, reference.epsilon(1e-5));
+    assert!(spent.epsilon.is_finite() && spent.epsilon > 0.0);
+
+    // One round without noise, and the guarantee is gone.
+    client
+        .apply_model(&model_message(&ds, &cfg, 3, 1).encode())
+        .unwrap();
+    client.train(&TrainOptions::default()).unwrap();
+    let spent = client.privacy_spent(1e-5).unwrap();
+    assert_eq!((spent.rounds, spent.rounds_without_dp), (3, 1));
+    assert_eq!(spent.epsilon, f64::INFINITY);
+
+    client.forget_me().unwrap();
+    assert_eq!(client.privacy_spent(1e-5).unwrap().rounds, 0);
 }

@@ -33,18 +33,35 @@ pub fn model_config() -> ModelConfig {
 pub use fedmr_test_support::TempDir;
 
 pub fn open_core(config: ServerConfig) -> ServerCore {
+    open_core_training(config, TrainConfig::default())
+}
+
+/// A server whose models carry `train` (the configuration clients obey).
+pub fn open_core_training(config: ServerConfig, train: TrainConfig) -> ServerCore {
     let ds = dataset();
     ServerCore::open(config, || {
-        genesis_from_dataset(&ds, &model_config(), &TrainConfig::default(), 1)
+        genesis_from_dataset(&ds, &model_config(), &train, 1)
     })
     .unwrap()
 }
 
 pub fn start(dir: &TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> RunningServer {
+    start_training(dir, TrainConfig::default(), tweak)
+}
+
+pub fn start_training(
+    dir: &TempDir,
+    train: TrainConfig,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> RunningServer {
     let mut config = ServerConfig::new(&dir.0, ADMIN);
     config.min_updates = 3;
     tweak(&mut config);
-    RunningServer::start(open_core(config), "127.0.0.1:0".parse().unwrap()).unwrap()
+    RunningServer::start(
+        open_core_training(config, train),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn http() -> reqwest::blocking::Client {

@@ -17,7 +17,7 @@ pub fn direction_scores(message: &UpdateMessage) -> Vec<f64> {
         return Vec::new();
     }
     let dim = message.item_rows.len() / n;
-    let rows: Vec<&[f32]> = message.item_rows.chunks_exact(dim.max(1)).collect();
+    let rows: Vec<&[f32]> = rows_of(message).collect();
     let direction = principal_direction(&rows, dim);
     let projections: Vec<f64> = rows
         .iter()
@@ -65,19 +65,46 @@ fn principal_direction(rows: &[&[f32]], dim: usize) -> Vec<f64> {
 }
 
 /// Attack 2, across rounds: each catalog item's share of the user's uploads
-/// that touched it. A user's positives are in every upload; sampled
-/// negatives change from round to round.
+/// that changed its row. A user's positives are in every upload; sampled
+/// negatives change from round to round. Rows an upload carries unchanged
+/// (an upload of every catalog row) do not count.
 pub fn recurrence_scores(uploads: &[&UpdateMessage], n_items: usize) -> Vec<f64> {
     let mut counts = vec![0f64; n_items];
     for message in uploads {
-        for &id in &message.item_ids {
-            if let Some(c) = counts.get_mut(id as usize) {
+        for (&id, row) in message.item_ids.iter().zip(rows_of(message)) {
+            if let Some(c) = counts
+                .get_mut(id as usize)
+                .filter(|_| row.iter().any(|&v| v != 0.0))
+            {
                 *c += 1.0;
             }
         }
     }
     let rounds = uploads.len().max(1) as f64;
     counts.into_iter().map(|c| c / rounds).collect()
+}
+
+/// Attack 2, across rounds, by direction: attack 1's score of each item
+/// averaged over all of a user's uploads (0 where an upload lacks the row).
+/// Averaging cancels noise that is independent from round to round, which
+/// is what local DP's composition over rounds accounts for.
+pub fn mean_direction_scores(uploads: &[&UpdateMessage], n_items: usize) -> Vec<f64> {
+    let mut sums = vec![0f64; n_items];
+    for message in uploads {
+        for (&id, score) in message.item_ids.iter().zip(direction_scores(message)) {
+            if let Some(s) = sums.get_mut(id as usize) {
+                *s += score;
+            }
+        }
+    }
+    let rounds = uploads.len().max(1) as f64;
+    sums.into_iter().map(|s| s / rounds).collect()
+}
+
+/// The item rows of an upload, one slice per id.
+fn rows_of(message: &UpdateMessage) -> std::slice::ChunksExact<'_, f32> {
+    let dim = message.item_rows.len() / message.item_ids.len().max(1);
+    message.item_rows.chunks_exact(dim.max(1))
 }
 
 /// Attack 4, the private router: an expert's parameters get gradients in
@@ -133,7 +160,10 @@ mod tests {
     fn recurrence_counts_share_of_uploads_and_samples_give_the_length() {
         let a = message(vec![0, 2], vec![0.0; 2], 4);
         let b = message(vec![0, 3], vec![0.0; 2], 4);
-        assert_eq!(recurrence_scores(&[&a, &b], 4), vec![1.0, 0.0, 0.5, 0.5]);
+        assert_eq!(recurrence_scores(&[&a, &b], 4), vec![0.0; 4]);
+        let a = message(vec![0, 2], vec![1.0; 2], 4);
+        let b = message(vec![0, 3], vec![1.0, 0.0], 4);
+        assert_eq!(recurrence_scores(&[&a, &b], 4), vec![1.0, 0.0, 0.5, 0.0]);
         assert_eq!(history_length(12, 2), 4.0);
     }
 

@@ -2,6 +2,7 @@
 //! order, kept as an honest-but-curious server would keep it.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fedmr_core::wire::UpdateMessage;
 use fedmr_server::UploadObserver;
@@ -11,11 +12,14 @@ use fedmr_server::UploadObserver;
 pub struct Observed {
     pub client: String,
     pub message: UpdateMessage,
+    /// The framed body's size.
+    pub bytes: usize,
 }
 
 #[derive(Default)]
 pub struct Ledger {
     uploads: Mutex<Vec<Observed>>,
+    closed: AtomicBool,
 }
 
 impl Ledger {
@@ -25,10 +29,18 @@ impl Ledger {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    /// Keeps nothing more from now on (the observed rounds are over).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
 }
 
 impl UploadObserver for Ledger {
     fn received(&self, client: &str, bytes: &[u8]) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         if let Ok(message) = UpdateMessage::decode(bytes) {
             self.uploads
                 .lock()
@@ -36,6 +48,7 @@ impl UploadObserver for Ledger {
                 .push(Observed {
                     client: client.to_string(),
                     message,
+                    bytes: bytes.len(),
                 });
         }
     }

@@ -12,6 +12,7 @@
 //! al.'s interaction-level membership inference.
 
 mod attacks;
+mod defences;
 mod ledger;
 mod metrics;
 
@@ -24,7 +25,10 @@ use fedmr_core::Result;
 use fedmr_core::data::UserData;
 use fedmr_core::model::{Expert, Fusion};
 
-pub use attacks::{direction_scores, history_length, mlp_share_estimate, recurrence_scores};
+pub use attacks::{
+    direction_scores, history_length, mean_direction_scores, mlp_share_estimate, recurrence_scores,
+};
+pub use defences::{DefenceRun, epsilon, parse_defence, table};
 pub use ledger::{Ledger, Observed};
 pub use metrics::{SetScores, Spread, auc};
 
@@ -50,6 +54,9 @@ pub struct PrivacyReport {
     pub across_rounds_f1: Spread,
     /// ...and what guessing as many items scores in expectation.
     pub across_rounds_guess_f1: Spread,
+    /// Attack 2 by direction: AUC over the whole catalog of attack 1's
+    /// score averaged over the user's uploads (guessing: 0.5).
+    pub across_rounds_direction_auc: Spread,
     /// Attack 3: share of uploads whose sample count gives the user's
     /// history length exactly...
     pub history_exact: f64,
@@ -62,6 +69,12 @@ pub struct PrivacyReport {
     pub router_correlation: Option<f64>,
     /// Mean number of values (f32) an upload carries: item rows and dense.
     pub upload_values: f64,
+    /// Mean number of item rows an upload carries.
+    pub upload_rows: f64,
+    /// Mean framed size of an upload.
+    pub upload_bytes: f64,
+    /// L2 norm of the uploads (what a DP clip bound is set against).
+    pub upload_norm: Spread,
 }
 
 /// Runs `rounds` rounds of `federation` with the server's uploads kept,
@@ -77,6 +90,7 @@ pub fn measure(
     for round in 0..rounds {
         federation.round(round)?;
     }
+    ledger.close();
     let negatives = federation.config().train.negatives;
     let uploads = ledger.uploads();
     let mut report = analyse(&uploads, users, n_items, negatives);
@@ -84,12 +98,8 @@ pub fn measure(
         let weights = federation.router_weights()?;
         let truth: HashMap<usize, Vec<f32>> =
             federation.phone_users().into_iter().zip(weights).collect();
-        report.router_correlation = router_correlation(
-            &ledger.uploads(),
-            &mffm.experts,
-            &mffm.expert_ranges(),
-            &truth,
-        );
+        report.router_correlation =
+            router_correlation(&uploads, &mffm.experts, &mffm.expert_ranges(), &truth);
     }
     Ok(report)
 }
@@ -198,6 +208,8 @@ pub fn analyse(
         .iter()
         .map(|o| o.message.item_rows.len() + o.message.dense.len())
         .sum();
+    let bytes: usize = uploads.iter().map(|o| o.bytes).sum();
+    let norms: Vec<f64> = uploads.iter().map(|o| l2_norm(&o.message)).collect();
 
     PrivacyReport {
         users: by_user.len(),
@@ -208,11 +220,29 @@ pub fn analyse(
         across_rounds_recall: Spread::of(&across.recall),
         across_rounds_f1: Spread::of(&across.f1),
         across_rounds_guess_f1: Spread::of(&across.guess_f1),
+        across_rounds_direction_auc: Spread::of(&across.direction_auc),
         history_exact: exact as f64 / total.max(1) as f64,
         history_guess_exact: guess_exact as f64 / total.max(1) as f64,
         router_correlation: None,
         upload_values: values as f64 / uploads.len().max(1) as f64,
+        upload_rows: uploads
+            .iter()
+            .map(|o| o.message.item_ids.len() as f64)
+            .sum::<f64>()
+            / uploads.len().max(1) as f64,
+        upload_bytes: bytes as f64 / uploads.len().max(1) as f64,
+        upload_norm: Spread::of(&norms),
     }
+}
+
+fn l2_norm(message: &fedmr_core::wire::UpdateMessage) -> f64 {
+    message
+        .item_rows
+        .iter()
+        .chain(&message.dense)
+        .map(|&v| f64::from(v).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Attack 2's per-user figures.
@@ -223,6 +253,7 @@ struct AcrossRounds {
     recall: Vec<f64>,
     f1: Vec<f64>,
     guess_f1: Vec<f64>,
+    direction_auc: Vec<f64>,
 }
 
 impl AcrossRounds {
@@ -232,6 +263,9 @@ impl AcrossRounds {
         let labels: Vec<bool> = (0..n_items as u32).map(|i| truth.contains(&i)).collect();
         if let Some(a) = auc(&scores, &labels) {
             self.auc.push(a);
+        }
+        if let Some(a) = auc(&mean_direction_scores(&messages, n_items), &labels) {
+            self.direction_auc.push(a);
         }
         let guessed: HashSet<u32> = (0..n_items as u32)
             .filter(|&i| scores[i as usize] >= 1.0)
@@ -249,8 +283,8 @@ impl std::fmt::Display for PrivacyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} users, {} uploads ({:.0} values each)",
-            self.users, self.uploads, self.upload_values
+            "{} users, {} uploads ({:.0} values, {:.0} bytes each; L2 norm {})",
+            self.users, self.uploads, self.upload_values, self.upload_bytes, self.upload_norm
         )?;
         writeln!(f, "| attack | figure (mean ± std [min, max]) | guessing |")?;
         writeln!(f, "|---|---|---|")?;
@@ -271,6 +305,11 @@ impl std::fmt::Display for PrivacyReport {
             self.across_rounds_recall,
             self.across_rounds_f1,
             self.across_rounds_guess_f1
+        )?;
+        writeln!(
+            f,
+            "| 2. across rounds: mean direction score | AUC {} | 0.500 |",
+            self.across_rounds_direction_auc
         )?;
         writeln!(
             f,

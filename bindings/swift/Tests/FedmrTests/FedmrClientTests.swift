@@ -58,6 +58,10 @@ final class FedmrClientTests: XCTestCase {
         XCTAssertTrue(prefs.trained)
         XCTAssertEqual(prefs.experts.map { $0.expert }, ["sum", "mlp", "gate"])
 
+        let spent = try client.privacySpent(delta: 1e-5)
+        XCTAssertEqual(spent.rounds, 1)
+        XCTAssertEqual(spent.roundsWithoutDp, 1)
+        XCTAssertTrue(spent.epsilon.isInfinite)
         XCTAssertTrue(try client.export().contains("\"rounds_trained\": 1"))
         try client.forgetMe()
         XCTAssertEqual(try client.stats().interactions, 0)

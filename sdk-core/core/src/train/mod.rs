@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::rap::RapWeights;
 use crate::model::{Backbone, Catalog, GlobalModel, PrivateState};
+use crate::privacy::{Protection, protect};
 use crate::rng::Rng;
 use crate::update::ModelUpdate;
 use local_copy::LocalCopy;
@@ -32,6 +33,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Negatives sampled per positive.
     pub negatives: usize,
+    /// What the round's uploads may reveal (the server's choice; clients obey).
+    #[serde(default)]
+    pub protection: Protection,
     /// The round this training belongs to, 1-based (the version of the model
     /// trained on); FedRAP's regularisers ramp up with it. Not part of the
     /// published configuration: each caller sets it.
@@ -50,6 +54,7 @@ impl Default for TrainConfig {
             item_lr: None,
             epochs: 5,
             negatives: 1,
+            protection: Protection::none(),
             round: first_round(),
         }
     }
@@ -71,7 +76,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::InvalidConfig("epochs must be at least 1".into()));
         }
-        Ok(())
+        self.protection.validate()
     }
 }
 
@@ -173,7 +178,13 @@ pub fn train_planned(
         return Err(Error::Diverged { lr: config.lr });
     }
     let samples = plan.samples();
-    let update = copy.finish(global, backbone, state, plan, epoch_losses.len(), samples);
+    let trained = copy.finish(global, backbone, state, plan, epoch_losses.len(), samples);
+    let update = protect(
+        trained,
+        global.n_items(),
+        &config.protection,
+        &mut plan.noise_stream(),
+    );
     Ok((
         update,
         LocalReport {

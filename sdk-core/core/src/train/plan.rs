@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Catalog, Fusion, GlobalModel};
+use crate::privacy::fixed_negatives_seed;
 use crate::rng::Rng;
 
 use super::TrainConfig;
@@ -19,6 +20,9 @@ pub struct RoundPlan {
     per_epoch: usize,
     /// Every item the round touches, sorted and distinct.
     touched: Vec<u32>,
+    /// The seed of the round's local-DP noise (drawn only under local DP,
+    /// so undefended rounds keep their random streams).
+    noise_seed: u64,
 }
 
 /// Checks the round's inputs and draws every epoch's negatives up front, so
@@ -46,15 +50,27 @@ pub fn plan_round(
     seen.sort_unstable();
     seen.dedup();
     let per_epoch = seen.len() * config.negatives;
+    let mut fixed;
+    let negatives_rng = if config.protection.fixed_negatives {
+        fixed = Rng::new(fixed_negatives_seed(&seen));
+        &mut fixed
+    } else {
+        &mut *rng
+    };
     let negatives: Vec<Vec<u32>> = (0..config.epochs)
-        .map(|_| sample_negatives(&seen, n_items, per_epoch, rng))
+        .map(|_| sample_negatives(&seen, n_items, per_epoch, negatives_rng))
         .collect();
     let touched = touched_items(&seen, &negatives);
+    let noise_seed = match config.protection.local_dp {
+        Some(_) => rng.next_u64(),
+        None => 0,
+    };
     Ok(RoundPlan {
         positives: seen,
         negatives,
         per_epoch,
         touched,
+        noise_seed,
     })
 }
 
@@ -120,6 +136,11 @@ impl RoundPlan {
     /// The rows the first `epochs` epochs touched.
     pub(super) fn touched_in(&self, epochs: usize) -> Vec<u32> {
         touched_items(&self.positives, &self.negatives[..epochs])
+    }
+
+    /// The private stream of the round's local-DP noise.
+    pub(super) fn noise_stream(&self) -> Rng {
+        Rng::new(self.noise_seed)
     }
 
     /// Training samples behind the round's update.

@@ -19,7 +19,8 @@ use crate::codec::MAX_BODY_BYTES;
 use crate::{Error, Result};
 
 pub const MAGIC: [u8; 4] = *b"FDMR";
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: the training configuration carries the round's `Protection`.
+pub const PROTOCOL_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 48;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +150,12 @@ mod tests {
             }),
             ("future version", {
                 let mut b = good.clone();
-                b[4] = 2;
+                b[4..6].copy_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
+                b
+            }),
+            ("past version", {
+                let mut b = good.clone();
+                b[4..6].copy_from_slice(&(PROTOCOL_VERSION - 1).to_le_bytes());
                 b
             }),
             ("unknown kind", {

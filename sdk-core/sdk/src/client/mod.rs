@@ -25,6 +25,7 @@ use ndarray::Array1;
 pub use crate::interaction::Interaction;
 use crate::store::Store;
 use crate::{Error, Result};
+use fedmr_core::privacy::RdpAccountant;
 use fedmr_core::wire::{CatalogMessage, ModelMessage};
 use installed::{Installed, InstalledCatalog, InstalledModel};
 use private::{PrivateRecord, load_state};
@@ -34,7 +35,8 @@ pub use sync::{Remote, SyncReport, UploadReport};
 pub use text::LocalItem;
 pub use types::{
     CancelFlag, ClientConfig, ExpertWeight, ModalityShare, PendingUpload, Preferences,
-    ProgressListener, RecommendOptions, Recommendation, Stats, TrainOptions, TrainReport,
+    PrivacySpent, ProgressListener, RecommendOptions, Recommendation, Stats, TrainOptions,
+    TrainReport,
 };
 
 /// The history-dependent part of ranking, valid for one history and state.
@@ -316,6 +318,28 @@ impl Client {
             rounds_trained: self.private_record()?.map_or(0, |r| r.rounds_trained),
             pending_uploads: self.store.pending_updates()?.len(),
             database_bytes: file_size("") + file_size("-wal"),
+        })
+    }
+
+    /// The (epsilon, `delta`) local DP has spent over every round trained on
+    /// this device (Rényi DP of the Gaussian mechanism, composed; checked
+    /// against Google's dp-accounting). `delta` must be in (0, 1).
+    pub fn privacy_spent(&self, delta: f64) -> Result<PrivacySpent> {
+        if !(delta > 0.0 && delta < 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "delta must be in (0, 1), got {delta}"
+            )));
+        }
+        let ledger = self.store.privacy_ledger()?;
+        let mut accountant = RdpAccountant::default();
+        ledger
+            .iter()
+            .for_each(|&noise| accountant.spend_gaussian(noise));
+        Ok(PrivacySpent {
+            rounds: ledger.len() as u64,
+            rounds_without_dp: ledger.iter().filter(|&&n| n <= 0.0).count() as u64,
+            epsilon: accountant.epsilon(delta),
+            delta,
         })
     }
 

@@ -74,6 +74,8 @@ impl Client {
         let config = TrainConfig {
             // One round per published model version.
             round: model.version,
+            // The server's defences hold whatever the caller overrides.
+            protection: model.train.protection.clone(),
             ..options
                 .config
                 .clone()
@@ -139,6 +141,11 @@ impl Client {
             start.rounds_before + 1,
             key.clone(),
         );
+        let noise = start
+            .config
+            .protection
+            .local_dp
+            .map_or(0.0, |dp| dp.noise_to_sensitivity());
         self.store.put_private_state_and_update(
             &record.encode(),
             &NewUpdate {
@@ -147,6 +154,7 @@ impl Client {
                 base_version: model.version,
                 payload: &bytes,
             },
+            noise,
         )?;
         self.state_generation.fetch_add(1, Ordering::SeqCst);
 

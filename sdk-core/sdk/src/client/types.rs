@@ -164,6 +164,19 @@ pub struct PendingUpload {
     pub created_ms: i64,
 }
 
+/// What the user's uploads have spent of their privacy under local DP
+/// (README, "What the server learns"): every round trained so far, composed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PrivacySpent {
+    /// Rounds trained (each left one upload).
+    pub rounds: u64,
+    /// Of them, rounds whose upload carried no local-DP noise: one is enough
+    /// to make `epsilon` infinite.
+    pub rounds_without_dp: u64,
+    pub epsilon: f64,
+    pub delta: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub interactions: usize,

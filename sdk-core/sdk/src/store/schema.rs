@@ -8,10 +8,10 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Ordered migration steps; index `i` migrates from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2];
+pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2, v2_to_v3];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -88,6 +88,20 @@ fn v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Version 3: the privacy ledger, one row per trained round with the noise
+/// its upload carried (standard deviation over the mechanism's sensitivity;
+/// 0 for a round without local DP), from which the SDK reports the
+/// (epsilon, delta) the user has spent.
+fn v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE privacy_ledger (
+             id INTEGER PRIMARY KEY,
+             round INTEGER NOT NULL,
+             noise_to_sensitivity REAL NOT NULL CHECK (noise_to_sensitivity >= 0)
+         );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +137,7 @@ mod tests {
             "private_state",
             "outbox",
             "catalog_items",
+            "privacy_ledger",
         ] {
             assert!(sql.contains(&format!("CREATE TABLE {table} ")), "{table}");
         }

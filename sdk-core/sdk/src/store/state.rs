@@ -68,14 +68,33 @@ impl Store {
     /// to upload, in ONE transaction, so they land together or not at all
     /// (a crash can never leave a state whose update was lost, or vice versa).
     /// A duplicate idempotency key fails the whole call.
+    /// `noise_to_sensitivity` is the local-DP noise of the update (0 without
+    /// DP), entered in the privacy ledger in the same transaction.
     pub fn put_private_state_and_update(
         &self,
         state_payload: &[u8],
         update: &NewUpdate<'_>,
+        noise_to_sensitivity: f64,
     ) -> Result<()> {
+        let round = u64_to_sql(update.round, "round")?;
         self.with_writer(|tx| {
             write_private_state(tx, state_payload)?;
-            outbox::insert(tx, update)
+            outbox::insert(tx, update)?;
+            tx.execute(
+                "INSERT INTO privacy_ledger (round, noise_to_sensitivity) VALUES (?1, ?2)",
+                params![round, noise_to_sensitivity],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The noise of every round trained so far (see `put_private_state_and_update`).
+    pub fn privacy_ledger(&self) -> Result<Vec<f64>> {
+        self.with_reader(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT noise_to_sensitivity FROM privacy_ledger ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<f64>>>()?)
         })
     }
 
@@ -87,7 +106,8 @@ impl Store {
             tx.execute_batch(
                 "DELETE FROM interactions;
                  DELETE FROM private_state;
-                 DELETE FROM outbox;",
+                 DELETE FROM outbox;
+                 DELETE FROM privacy_ledger;",
             )?;
             Ok(())
         })?;
@@ -151,7 +171,7 @@ mod tests {
     fn state_and_update_land_together() {
         let (_dir, store) = open("state-both");
         store
-            .put_private_state_and_update(b"state", &update("r1", b"delta"))
+            .put_private_state_and_update(b"state", &update("r1", b"delta"), 0.0)
             .unwrap();
         assert_eq!(store.private_state().unwrap(), Some(b"state".to_vec()));
         let pending = store.pending_updates().unwrap();
@@ -164,14 +184,16 @@ mod tests {
     fn duplicate_update_key_leaves_state_and_outbox_unchanged() {
         let (_dir, store) = open("state-atomic");
         store
-            .put_private_state_and_update(b"old-state", &update("r1", b"delta1"))
+            .put_private_state_and_update(b"old-state", &update("r1", b"delta1"), 2.0)
             .unwrap();
         let outbox_before = store.pending_updates().unwrap();
 
-        let result = store.put_private_state_and_update(b"new-state", &update("r1", b"delta2"));
+        let result =
+            store.put_private_state_and_update(b"new-state", &update("r1", b"delta2"), 3.0);
         assert!(matches!(result, Err(Error::Store(_))), "{result:?}");
         assert_eq!(store.private_state().unwrap(), Some(b"old-state".to_vec()));
         assert_eq!(store.pending_updates().unwrap(), outbox_before);
+        assert_eq!(store.privacy_ledger().unwrap(), vec![2.0]);
     }
 
     #[test]
@@ -190,7 +212,7 @@ mod tests {
             .collect();
         store.record_batch(&batch, 1000).unwrap();
         store
-            .put_private_state_and_update(b"state", &update("r1", b"delta"))
+            .put_private_state_and_update(b"state", &update("r1", b"delta"), 0.0)
             .unwrap();
 
         store.erase_user_data().unwrap();
@@ -198,6 +220,7 @@ mod tests {
         assert_eq!(store.interaction_count().unwrap(), 0);
         assert_eq!(store.private_state().unwrap(), None);
         assert!(store.pending_updates().unwrap().is_empty());
+        assert!(store.privacy_ledger().unwrap().is_empty());
         assert_eq!(store.catalog_meta().unwrap().unwrap().version, 1);
         assert_eq!(store.catalog_keys().unwrap().len(), catalog.items.len());
         assert_eq!(store.model().unwrap().unwrap().payload, b"model");

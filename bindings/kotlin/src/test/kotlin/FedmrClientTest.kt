@@ -78,6 +78,9 @@ fun main() {
             check(Math.abs(prefs.experts.sumOf { it.weight.toDouble() } - 1.0) < 1e-5) { "weights sum to 1" }
             check(prefs.modalities!!.map { it.modality }.first() == "id") { "${prefs.modalities}" }
 
+            val spent = client.privacySpent(1e-5)
+            check(spent.rounds == 1uL && spent.roundsWithoutDp == 1uL && spent.epsilon.isInfinite()) { "$spent" }
+
             val export = client.export()
             check(export.contains("\"rounds_trained\": 1")) { export.take(200) }
 
