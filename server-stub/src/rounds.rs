@@ -13,7 +13,9 @@ use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
 use fedmr_core::codec;
 use fedmr_core::model::{GlobalModel, ModelConfig};
 use fedmr_core::train::TrainConfig;
-use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, UpdateMessage};
+use fedmr_core::wire::{
+    self, CatalogMessage, MessageKind, ModelMessage, RoundMessage, UpdateMessage,
+};
 
 use crate::auth::{Tokens, digest, new_token};
 use crate::config::{NormPolicy, ServerConfig};
@@ -47,6 +49,8 @@ impl Published {
 pub struct Snapshot {
     pub catalog: Arc<Published>,
     pub catalog_version: u64,
+    /// The catalog body's sha256, pinned in every model message.
+    pub catalog_digest: [u8; 32],
     pub model: Published,
     pub version: u64,
     pub config: ModelConfig,
@@ -107,9 +111,14 @@ impl ServerCore {
         let mut db = ServerDb::open(&config.db_path())?;
         if db.latest_model()?.is_none() {
             let g = genesis()?;
-            let (catalog_bytes, _) = g.catalog.encode();
-            let model =
-                ModelMessage::from_model(1, g.catalog.version, &g.config, &g.train, &g.global);
+            let (catalog_bytes, catalog_digest) = g.catalog.encode();
+            let model = ModelMessage::from_model(
+                1,
+                (g.catalog.version, catalog_digest),
+                &g.config,
+                &g.train,
+                &g.global,
+            );
             let optimizer = ServerOptimizer::new(&config.server_step);
             db.initialize(
                 g.catalog.version,
@@ -127,9 +136,12 @@ impl ServerCore {
         let stored = db.latest_model()?.expect("initialised above");
         let (header, global) = ModelMessage::decode(&stored.bytes)?;
         let optimizer: ServerOptimizer = codec::decode(&stored.optimizer, "optimizer state")?;
+        // The frame and the body's digest are checked, not the whole catalog decoded.
+        let (_, catalog_digest) = wire::open(&catalog_bytes, MessageKind::Catalog)?;
         let snapshot = Snapshot {
             catalog: Arc::new(Published::new(catalog_bytes)),
             catalog_version,
+            catalog_digest,
             model: Published::new(stored.bytes),
             version: stored.version,
             config: header.config,
@@ -316,7 +328,7 @@ impl ServerCore {
         let version = snap.version + 1;
         let message = ModelMessage::from_model(
             version,
-            snap.catalog_version,
+            (snap.catalog_version, snap.catalog_digest),
             &snap.config,
             &snap.train,
             &global,
@@ -338,6 +350,7 @@ impl ServerCore {
         let next = Snapshot {
             catalog: snap.catalog.clone(),
             catalog_version: snap.catalog_version,
+            catalog_digest: snap.catalog_digest,
             model: Published::new(stored.bytes),
             version,
             config: snap.config.clone(),

@@ -162,6 +162,8 @@ pub struct Stats {
     pub known_items: u64,
     pub unknown_items: u64,
     pub catalog_version: Option<u64>,
+    /// The installed catalog's sha256 (hex), which the model is pinned to.
+    pub catalog_digest: Option<String>,
     pub catalog_items: u64,
     pub model_version: Option<u64>,
     pub rounds_trained: u64,
@@ -176,6 +178,7 @@ impl From<core::Stats> for Stats {
             known_items: s.known_items as u64,
             unknown_items: s.unknown_items as u64,
             catalog_version: s.catalog_version,
+            catalog_digest: s.catalog_digest,
             catalog_items: s.catalog_items as u64,
             model_version: s.model_version,
             rounds_trained: s.rounds_trained,

@@ -35,7 +35,8 @@ pub fn sample_server_data(n_items: usize, seed: u64) -> Result<SampleServerData>
         .iter()
         .map(|m| (m.name.as_str(), &m.features))
         .collect();
-    let (catalog, _) = CatalogMessage::from_features(1, item_keys.clone(), &modalities)?.encode();
+    let (catalog, catalog_digest) =
+        CatalogMessage::from_features(1, item_keys.clone(), &modalities)?.encode();
     let config = ModelConfig {
         dim: 32,
         ..ModelConfig::default()
@@ -50,7 +51,7 @@ pub fn sample_server_data(n_items: usize, seed: u64) -> Result<SampleServerData>
         item_lr: Some(3.0),
         ..TrainConfig::default()
     };
-    let model = ModelMessage::from_model(1, 1, &config, &train, &global).encode();
+    let model = ModelMessage::from_model(1, (1, catalog_digest), &config, &train, &global).encode();
     Ok(SampleServerData {
         catalog,
         model,

@@ -68,7 +68,7 @@ fn model_bytes() {
     let model = GlobalModel::new(&config, &shape, 3).unwrap();
     golden(
         "model.bin",
-        &ModelMessage::from_model(4, 7, &config, &train(), &model).encode(),
+        &ModelMessage::from_model(4, (7, [9; 32]), &config, &train(), &model).encode(),
     );
 }
 

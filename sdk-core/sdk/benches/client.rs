@@ -132,7 +132,7 @@ fn build_database(path: &Path) {
     let catalog =
         CatalogMessage::from_features(1, keys, &[("image", &features[0]), ("text", &features[1])])
             .unwrap();
-    let (catalog_bytes, _) = catalog.encode();
+    let (catalog_bytes, catalog_digest) = catalog.encode();
     drop(catalog);
     let config = ModelConfig {
         backbone: Backbone::FedAvg,
@@ -146,8 +146,14 @@ fn build_database(path: &Path) {
     };
     let global = GlobalModel::new(&config, &shape, 1).unwrap();
     drop(shape);
-    let model_bytes =
-        ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global).encode();
+    let model_bytes = ModelMessage::from_model(
+        1,
+        (1, catalog_digest),
+        &config,
+        &TrainConfig::default(),
+        &global,
+    )
+    .encode();
 
     let client = Client::open(ClientConfig::new(path)).unwrap();
     let t = Instant::now();

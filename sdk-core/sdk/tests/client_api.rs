@@ -789,3 +789,22 @@ fn privacy_spent_composes_every_round_trained_here() {
     client.forget_me().unwrap();
     assert_eq!(client.privacy_spent(1e-5).unwrap().rounds, 0);
 }
+
+#[test]
+fn a_model_pinned_to_another_catalog_is_refused() {
+    let dir = TempDir::new("catalog-pin");
+    let ds = small_dataset();
+    let client = ready_client(&dir, &ds, Backbone::FedAvg);
+    let (_, digest) = catalog_message(&ds, 1).encode();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(stats(&client).catalog_digest, Some(hex));
+
+    // Same catalog version, other content: what a server that sent this user
+    // manipulated features would have to pin.
+    let mut elsewhere = model_message(&ds, &model_config(Backbone::FedAvg), 2, 1);
+    elsewhere.catalog_digest[0] ^= 1;
+    let err = client.apply_model(&elsewhere.encode()).unwrap_err();
+    assert!(matches!(err, Error::Incompatible(_)), "{err}");
+    assert!(err.to_string().contains("catalog digest"), "{err}");
+    assert_eq!(stats(&client).model_version, Some(1), "nothing changed");
+}

@@ -74,7 +74,8 @@ fn client(
         epochs: 20,
         ..TrainConfig::default()
     };
-    let model = ModelMessage::from_model(1, 1, &config, &train, &global).encode();
+    let (catalog_bytes, catalog_digest) = catalog.encode();
+    let model = ModelMessage::from_model(1, (1, catalog_digest), &config, &train, &global).encode();
     let dir = std::env::temp_dir().join(format!("fedmr-text-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let client = Client::open(ClientConfig {
@@ -82,7 +83,7 @@ fn client(
         ..ClientConfig::new(dir.join("c.sqlite"))
     })
     .unwrap();
-    client.apply_catalog(&catalog.encode().0).unwrap();
+    client.apply_catalog(&catalog_bytes).unwrap();
     client.apply_model(&model).unwrap();
     for i in 0..4 {
         client
@@ -186,7 +187,13 @@ fn models_and_catalogs_that_cannot_score_text_are_refused() {
         features: vec![narrow],
     };
     let global = GlobalModel::new(&config, &shape, 1).unwrap();
-    let model = ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global);
+    let model = ModelMessage::from_model(
+        1,
+        (1, catalog.encode().1),
+        &config,
+        &TrainConfig::default(),
+        &global,
+    );
     client.apply_model(&model.encode()).unwrap();
     let err = client.recommend_for_text(&encoder, &items, 1).unwrap_err();
     assert!(matches!(err, Error::Incompatible(_)), "{err}");

@@ -73,7 +73,8 @@ pub fn model_message(
         negatives: 1,
         ..TrainConfig::default()
     };
-    ModelMessage::from_model(version, catalog_version, cfg, &train, &model)
+    let (_, digest) = catalog_message(ds, catalog_version).encode();
+    ModelMessage::from_model(version, (catalog_version, digest), cfg, &train, &model)
 }
 
 /// A small dataset with a full-MFFM model of one backbone.

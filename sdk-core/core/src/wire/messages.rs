@@ -165,6 +165,11 @@ pub struct ModelMessage {
     pub version: u64,
     /// The catalog version whose item ids this model's rows follow.
     pub catalog_version: u64,
+    /// That catalog's digest (the sha256 of its body): a client trains only
+    /// on the catalog every client of this model was sent, so a server cannot
+    /// quietly hand some users manipulated features (RAIFLE's "active data
+    /// manipulation") under the same version.
+    pub catalog_digest: [u8; 32],
     pub config: ModelConfig,
     pub train: TrainConfig,
     pub modality_dims: Vec<u32>,
@@ -178,7 +183,7 @@ pub struct ModelMessage {
 impl ModelMessage {
     pub fn from_model(
         version: u64,
-        catalog_version: u64,
+        (catalog_version, catalog_digest): (u64, [u8; 32]),
         config: &ModelConfig,
         train: &TrainConfig,
         model: &GlobalModel,
@@ -190,6 +195,7 @@ impl ModelMessage {
         ModelMessage {
             version,
             catalog_version,
+            catalog_digest,
             config: config.clone(),
             train: train.clone(),
             modality_dims,
@@ -382,17 +388,19 @@ mod tests {
             ..ModelConfig::default()
         };
         let model = GlobalModel::new(&config, &cat, 3).unwrap();
-        let message = ModelMessage::from_model(2, 5, &config, &TrainConfig::default(), &model);
+        let message =
+            ModelMessage::from_model(2, (5, [7; 32]), &config, &TrainConfig::default(), &model);
         let (header, decoded) = ModelMessage::decode(&message.encode()).unwrap();
         assert_eq!(decoded, model);
         assert_eq!(
             (
                 header.version,
                 header.catalog_version,
+                header.catalog_digest,
                 &header.config,
                 &header.train
             ),
-            (2, 5, &config, &TrainConfig::default())
+            (2, 5, [7; 32], &config, &TrainConfig::default())
         );
         assert!(header.item_table.is_empty() && header.fusion.is_empty());
 

@@ -11,7 +11,7 @@ use crate::store::{CatalogMeta, Store};
 use crate::{Error, Result};
 use fedmr_core::model::{Catalog, GlobalModel};
 use fedmr_core::train::TrainConfig;
-use fedmr_core::wire::ModelMessage;
+use fedmr_core::wire::{ModelMessage, digest_hex};
 
 pub(crate) struct InstalledCatalog {
     pub meta: CatalogMeta,
@@ -47,6 +47,8 @@ pub(crate) struct InstalledModel {
     /// sha256 of the message body: what `sync` sends as If-None-Match.
     pub digest: [u8; 32],
     pub catalog_version: u64,
+    /// The digest of the catalog this model was published for.
+    pub catalog_digest: [u8; 32],
     pub config: fedmr_core::model::ModelConfig,
     pub train: TrainConfig,
     pub global: GlobalModel,
@@ -58,6 +60,7 @@ impl InstalledModel {
             version: message.version,
             digest,
             catalog_version: message.catalog_version,
+            catalog_digest: message.catalog_digest,
             config: message.config,
             train: message.train,
             global,
@@ -70,6 +73,17 @@ impl InstalledModel {
             return Err(Error::Incompatible(format!(
                 "model {} is for catalog version {}, installed catalog is version {}",
                 self.version, self.catalog_version, catalog.meta.version
+            )));
+        }
+        // Same version, other content: this user was sent a catalog other
+        // than the one the model was published with (a server manipulating
+        // some users' features), or the server changed a catalog in place.
+        if self.catalog_digest != catalog.meta.sha256 {
+            return Err(Error::Incompatible(format!(
+                "model {} is pinned to catalog digest {}, installed catalog has {}",
+                self.version,
+                digest_hex(&self.catalog_digest),
+                digest_hex(&catalog.meta.sha256)
             )));
         }
         if self.global.n_items() != catalog.keys.len() {

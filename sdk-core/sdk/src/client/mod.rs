@@ -313,6 +313,10 @@ impl Client {
             known_items: known,
             unknown_items: unknown,
             catalog_version: installed.catalog.as_ref().map(|c| c.meta.version),
+            catalog_digest: installed
+                .catalog
+                .as_ref()
+                .map(|c| fedmr_core::wire::digest_hex(&c.meta.sha256)),
             catalog_items: installed.catalog.as_ref().map_or(0, |c| c.keys.len()),
             model_version: installed.model.as_ref().map(|m| m.version),
             rounds_trained: self.private_record()?.map_or(0, |r| r.rounds_trained),

@@ -345,7 +345,13 @@ mod tests {
                     state.personal_items.0.is_some(),
                     matches!(backbone, Backbone::PFedRec | Backbone::FedRap)
                 );
-                let msg = ModelMessage::from_model(1, 1, &config, &TrainConfig::default(), &global);
+                let msg = ModelMessage::from_model(
+                    1,
+                    (1, [0; 32]),
+                    &config,
+                    &TrainConfig::default(),
+                    &global,
+                );
                 let model = InstalledModel::from_message(msg, global.clone(), [0; 32]);
 
                 let want = score_all(

@@ -184,6 +184,10 @@ pub struct Stats {
     pub known_items: usize,
     pub unknown_items: usize,
     pub catalog_version: Option<u64>,
+    /// The installed catalog's sha256 (hex): every model is pinned to it, so
+    /// an app can show it and users can compare it with what the server
+    /// publishes for everyone.
+    pub catalog_digest: Option<String>,
     pub catalog_items: usize,
     pub model_version: Option<u64>,
     pub rounds_trained: u64,
