@@ -325,6 +325,15 @@ impl ServerCore {
         let fresh = Aggregator::new(&snap.global, snap.config.backbone);
         let pending = std::mem::replace(&mut round.aggregator, fresh);
         pending.apply(&mut global, &mut optimizer);
+        if !global.is_finite() {
+            // Never publish or store a model no client (nor this server, on
+            // restart) could load: keep the round open on its stored updates.
+            let db = lock(&self.db);
+            (round.aggregator, round.submitted) = replay_round(&db, snap)?;
+            return Err(ServerError::Internal(
+                "the round's aggregate is not finite; the round stays open".into(),
+            ));
+        }
         let version = snap.version + 1;
         let message = ModelMessage::from_model(
             version,

@@ -6,6 +6,12 @@ pub use crate::model::SparseRows;
 use crate::model::params::{Global, Tensors};
 use crate::model::{DenseParams, GlobalModel};
 
+/// The largest magnitude of any value an update may carry. Honest changes
+/// are orders of magnitude smaller (even under local DP's noise); the bound
+/// keeps one hostile but finite update (values near f32::MAX) from
+/// overflowing the aggregate and the model.
+pub const MAX_UPDATE_VALUE: f32 = 1e6;
+
 /// A client's change of the global model after one local round.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelUpdate {
@@ -87,6 +93,16 @@ impl ModelUpdate {
             .all(|v| v.is_finite())
         {
             return bad("non-finite value".into());
+        }
+        if let Some(v) = self
+            .dense
+            .iter()
+            .chain(rows.values.iter())
+            .find(|v| v.abs() > MAX_UPDATE_VALUE)
+        {
+            return bad(format!(
+                "value {v:e} beyond the bound of {MAX_UPDATE_VALUE:e}"
+            ));
         }
         Ok(())
     }

@@ -216,10 +216,15 @@ impl GlobalModel {
             items: Global(ItemTable(items)),
             dense: Global(dense),
         };
-        if !(model.dense.all_finite() && model.items.0.0.iter().all(|v| v.is_finite())) {
+        if !model.is_finite() {
             return Err(Error::Shape("non-finite model parameter".into()));
         }
         Ok(model)
+    }
+
+    /// Whether every parameter is finite (a model a client can use).
+    pub fn is_finite(&self) -> bool {
+        self.dense.all_finite() && self.items.0.0.iter().all(|v| v.is_finite())
     }
 
     pub fn n_items(&self) -> usize {
