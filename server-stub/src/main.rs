@@ -174,8 +174,9 @@ struct ServeArgs {
     item_lr: f32,
     /// What clients' uploads may reveal (README, "What the server learns"):
     /// undefended, fixed-negatives, hidden-count, combined (both) or
-    /// dp-<noise multiplier> (combined + every catalog row + local DP).
-    #[arg(long, default_value = "undefended")]
+    /// dp-<noise multiplier> (combined + every catalog row + local DP). The
+    /// default hides the sample count (the history length it gave away).
+    #[arg(long, default_value = "hidden-count")]
     protection: String,
     /// The L2 bound of each upload under dp-<noise>.
     #[arg(long, default_value_t = 1.0)]

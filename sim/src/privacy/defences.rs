@@ -69,12 +69,17 @@ pub fn table(runs: &[DefenceRun]) -> String {
         };
         let epsilon = match of[0].epsilon {
             None => "∞ (no DP)".to_string(),
-            Some(_) => format!(
-                "{} ({:.1e}, {} rounds)",
-                col(&|r| r.epsilon),
-                of[0].delta,
-                of[0].rounds_taken_part
-            ),
+            Some(_) => {
+                let rounds = of.iter().map(|r| r.rounds_taken_part);
+                let (lo, hi) = (rounds.clone().min(), rounds.max());
+                format!(
+                    "{} (delta {:.1e}, {}–{} rounds)",
+                    col(&|r| r.epsilon),
+                    of[0].delta,
+                    lo.unwrap_or(0),
+                    hi.unwrap_or(0)
+                )
+            }
         };
         let bytes: Vec<f64> = of.iter().map(|r| r.report.upload_bytes).collect();
         let bytes = format!("{:.0}", Spread::of(&bytes).mean);

@@ -91,10 +91,13 @@ fn v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
 /// Version 3: the privacy ledger, one row per trained round with the noise
 /// its upload carried (standard deviation over the mechanism's sensitivity;
 /// 0 for a round without local DP), from which the SDK reports the
-/// (epsilon, delta) the user has spent.
+/// (epsilon, delta) the user has spent. Came with wire protocol 2, whose
+/// model message no protocol-1 blob can be read as: the stored model goes
+/// (the next sync downloads the current one), so an upgraded app still opens.
 fn v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
-        "CREATE TABLE privacy_ledger (
+        "DELETE FROM model_meta;
+         CREATE TABLE privacy_ledger (
              id INTEGER PRIMARY KEY,
              round INTEGER NOT NULL,
              noise_to_sensitivity REAL NOT NULL CHECK (noise_to_sensitivity >= 0)
@@ -173,6 +176,29 @@ mod tests {
             );
             assert_eq!(schema_sql(&conn), want, "from v{version}");
         }
+    }
+
+    /// A version-2 file with a model installed: it opens, keeps the catalog
+    /// and interactions, and drops the protocol-1 model for the next sync.
+    #[test]
+    fn version_2_data_opens_without_its_protocol_1_model() {
+        let dir = TempDir::new("schema-v2-data");
+        {
+            let conn = Connection::open(dir.db()).unwrap();
+            v0_to_v1(&conn).unwrap();
+            v1_to_v2(&conn).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO interactions (item_key, kind, weight, timestamp_ms)
+                     VALUES ('a', 'like', 4.0, 10);
+                 INSERT INTO model_meta (id, version, payload) VALUES (1, 3, x'464452400100');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir.db()).unwrap();
+        assert_eq!(store.interaction_count().unwrap(), 1);
+        assert_eq!(store.model().unwrap(), None);
+        assert!(store.privacy_ledger().unwrap().is_empty());
     }
 
     /// A version-1 file with data: the user's interactions and outbox survive
