@@ -42,10 +42,7 @@ impl Tokens {
 
     /// The client a `Authorization: Bearer <token>` header belongs to.
     pub fn client_for(&self, header: Option<&str>) -> Option<String> {
-        let token = header?.strip_prefix("Bearer ")?.trim();
-        if token.is_empty() {
-            return None;
-        }
+        let token = bearer_token(header?)?;
         let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
         maps.by_digest.get(&digest(token)).cloned()
     }
@@ -53,10 +50,21 @@ impl Tokens {
 
 /// Whether a header carries the admin token; compares digests, so the time
 /// taken does not depend on how much of the token matched.
+/// An empty token never matches (`ServerCore::open` refuses an empty admin
+/// token too).
 pub fn is_admin(header: Option<&str>, admin_token: &str) -> bool {
-    header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|t| digest(t.trim()) == digest(admin_token))
+    !admin_token.is_empty()
+        && header
+            .and_then(bearer_token)
+            .is_some_and(|t| digest(t) == digest(admin_token))
+}
+
+/// The token of a `Bearer` credential; the scheme is case-insensitive
+/// (RFC 7235), the token is not. None for another scheme or an empty token.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -85,5 +93,16 @@ mod tests {
         );
         assert!(is_admin(Some("Bearer secret"), "secret"));
         assert!(!is_admin(Some("Bearer secre"), "secret"));
+        // RFC 7235: the scheme is case-insensitive, the token is not.
+        assert_eq!(
+            tokens.client_for(Some(&format!("bearer {b}"))).as_deref(),
+            Some("phone-1")
+        );
+        assert!(is_admin(Some("BEARER secret"), "secret"));
+        assert!(!is_admin(Some("Bearer SECRET"), "secret"));
+        assert!(!is_admin(Some("Basic secret"), "secret"));
+        // An empty admin token never grants anything.
+        assert!(!is_admin(Some("Bearer "), ""));
+        assert!(!is_admin(Some("Bearer"), ""));
     }
 }

@@ -35,6 +35,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    refuse_empty_admin_token(&core)?;
     let ticker = {
         let core = core.clone();
         tokio::spawn(async move {
@@ -70,6 +71,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds `addr` (use port 0 for any free port) and serves `core`.
     pub fn start(core: ServerCore, addr: SocketAddr) -> std::io::Result<RunningServer> {
+        refuse_empty_admin_token(&core)?;
         let core = Arc::new(core);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -148,4 +150,16 @@ pub fn genesis_from_catalog(
 /// The catalog key of a dataset's item id.
 pub fn item_key(id: usize) -> String {
     format!("item-{id}")
+}
+
+/// Serving with an empty admin token would let anyone issue client tokens
+/// (`is_admin` never matches one either; this says so at start).
+fn refuse_empty_admin_token(core: &ServerCore) -> std::io::Result<()> {
+    if core.config.admin_token.trim().is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the admin token is empty: anyone could issue tokens",
+        ));
+    }
+    Ok(())
 }

@@ -237,6 +237,11 @@ impl ModelMessage {
     }
 }
 
+/// The longest idempotency key an update may carry (bytes). The SDK's are 32
+/// hex digits; the bound keeps a client from making the server store and
+/// index arbitrary strings.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+
 /// One client's update for one round, as uploaded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateMessage {
@@ -272,9 +277,18 @@ impl UpdateMessage {
         envelope::seal(MessageKind::Update, &codec::encode(self)).0
     }
 
+    /// Checks the frame and decodes; the idempotency key must be 1 to
+    /// `MAX_IDEMPOTENCY_KEY_BYTES` bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let (body, _) = envelope::open(bytes, MessageKind::Update)?;
-        codec::decode(body, "update")
+        let message: UpdateMessage = codec::decode(body, "update")?;
+        let key = message.idempotency_key.len();
+        if key == 0 || key > MAX_IDEMPOTENCY_KEY_BYTES {
+            return Err(Error::InvalidMessage(format!(
+                "update: idempotency key of {key} bytes (1 to {MAX_IDEMPOTENCY_KEY_BYTES})"
+            )));
+        }
+        Ok(message)
     }
 
     /// The update as the aggregator takes it, for a model of dimension `dim`;

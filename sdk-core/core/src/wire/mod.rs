@@ -14,6 +14,6 @@ pub use envelope::{
 };
 pub use feature_rows::{decode_feature_rows, encode_f16};
 pub use messages::{
-    CatalogItem, CatalogMessage, MAX_ITEM_KEY_BYTES, ModalitySpec, ModelMessage, RoundMessage,
-    UpdateMessage,
+    CatalogItem, CatalogMessage, MAX_IDEMPOTENCY_KEY_BYTES, MAX_ITEM_KEY_BYTES, ModalitySpec,
+    ModelMessage, RoundMessage, UpdateMessage,
 };
