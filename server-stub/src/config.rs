@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub norm_bound: Option<f32>,
     pub norm_policy: NormPolicy,
     pub server_step: ServerStep,
+    /// The most samples an update's declared count weighs in FedAvg's
+    /// average (under the hidden-count defence every update weighs one): a
+    /// client declaring 2^64 - 1 no longer outweighs everyone else.
+    pub max_samples: u64,
     /// Bearer token of admin calls (issuing client tokens).
     pub admin_token: String,
 }
@@ -47,6 +51,7 @@ impl ServerConfig {
             norm_bound: None,
             norm_policy: NormPolicy::Reject,
             server_step: ServerStep::Plain { lr: 1.0 },
+            max_samples: 10_000,
             admin_token: admin_token.into(),
         }
     }

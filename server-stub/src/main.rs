@@ -192,6 +192,10 @@ struct ServeArgs {
     max_body_bytes: usize,
     #[arg(long)]
     norm_bound: Option<f32>,
+    /// The most samples an update's declared count weighs in FedAvg's
+    /// average (with --protection hidden-count every update weighs one).
+    #[arg(long, default_value_t = 10_000)]
+    max_samples: u64,
     /// clip or reject updates above --norm-bound.
     #[arg(long, default_value = "reject")]
     norm_policy: String,
@@ -216,6 +220,7 @@ fn open_core(args: &ServeArgs) -> Result<ServerCore, String> {
         max_body_bytes: args.max_body_bytes,
         norm_bound: args.norm_bound,
         norm_policy,
+        max_samples: args.max_samples,
         server_step: ServerStep::Plain { lr: 1.0 },
         ..ServerConfig::new(&args.data_dir, &args.admin_token)
     };

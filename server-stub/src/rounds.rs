@@ -149,7 +149,7 @@ impl ServerCore {
             global,
         };
 
-        let (aggregator, submitted) = replay_round(&db, &snapshot)?;
+        let (aggregator, submitted) = replay_round(&db, &snapshot, &config)?;
         let tokens = Tokens::default();
         for (client, d) in db.clients()? {
             tokens.insert(d, client);
@@ -322,14 +322,14 @@ impl ServerCore {
     fn close(&self, round: &mut OpenRound, snap: &Snapshot) -> Result<(), ServerError> {
         let mut global = snap.global.clone();
         let mut optimizer = round.optimizer.clone();
-        let fresh = Aggregator::new(&snap.global, snap.config.backbone);
+        let fresh = new_aggregator(snap, &self.config);
         let pending = std::mem::replace(&mut round.aggregator, fresh);
         pending.apply(&mut global, &mut optimizer);
         if !global.is_finite() {
             // Never publish or store a model no client (nor this server, on
             // restart) could load: keep the round open on its stored updates.
             let db = lock(&self.db);
-            (round.aggregator, round.submitted) = replay_round(&db, snap)?;
+            (round.aggregator, round.submitted) = replay_round(&db, snap, &self.config)?;
             return Err(ServerError::Internal(
                 "the round's aggregate is not finite; the round stays open".into(),
             ));
@@ -353,7 +353,7 @@ impl ServerCore {
             // Not stored: rebuild the open round from its stored updates,
             // as a restart would, and keep it open.
             let db = lock(&self.db);
-            (round.aggregator, round.submitted) = replay_round(&db, snap)?;
+            (round.aggregator, round.submitted) = replay_round(&db, snap, &self.config)?;
             return Err(e);
         }
         let next = Snapshot {
@@ -381,8 +381,9 @@ impl ServerCore {
 fn replay_round(
     db: &ServerDb,
     snap: &Snapshot,
+    config: &ServerConfig,
 ) -> Result<(Aggregator, HashMap<String, String>), ServerError> {
-    let mut aggregator = Aggregator::new(&snap.global, snap.config.backbone);
+    let mut aggregator = new_aggregator(snap, config);
     let mut submitted = HashMap::new();
     for u in db.updates_of(snap.version)? {
         // Stored after validation (and clipping), so replay cannot fail
@@ -392,6 +393,18 @@ fn replay_round(
         submitted.insert(u.client, u.idempotency_key);
     }
     Ok((aggregator, submitted))
+}
+
+/// An empty aggregate for `snap`'s round. The server, not the client,
+/// decides how much an update weighs: one each under the hidden-count
+/// defence, else the declared samples up to `max_samples`.
+fn new_aggregator(snap: &Snapshot, config: &ServerConfig) -> Aggregator {
+    let cap = if snap.train.protection.hide_sample_count {
+        1
+    } else {
+        config.max_samples
+    };
+    Aggregator::new(&snap.global, snap.config.backbone).with_sample_cap(cap)
 }
 
 /// How long the deadline checker sleeps between ticks.

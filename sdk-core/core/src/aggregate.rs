@@ -39,6 +39,9 @@ impl ServerOptimizer {
 
 pub struct Aggregator {
     backbone: Backbone,
+    /// The most samples an update's weight counts (its declared count is
+    /// the client's word; the server decides how far it is taken).
+    sample_cap: u64,
     dense_sum: Vec<f64>,
     total_weight: f64,
     row_sum: Array2<f32>,
@@ -56,12 +59,20 @@ impl Aggregator {
     pub fn new(model: &GlobalModel, backbone: Backbone) -> Self {
         Aggregator {
             backbone,
+            sample_cap: u64::MAX,
             dense_sum: vec![0.0; model.dense.num_params()],
             total_weight: 0.0,
             row_sum: Array2::zeros((model.n_items(), model.dim())),
             row_weight: vec![0.0; model.n_items()],
             updates: 0,
         }
+    }
+
+    /// Counts at most `cap` of each update's declared samples in its weight
+    /// (1: every client alike).
+    pub fn with_sample_cap(mut self, cap: u64) -> Self {
+        self.sample_cap = cap.max(1);
+        self
     }
 
     pub fn updates(&self) -> usize {
@@ -71,7 +82,9 @@ impl Aggregator {
     /// Adds one update; an invalid one is rejected and changes nothing.
     pub fn add(&mut self, model: &GlobalModel, update: &ModelUpdate) -> Result<()> {
         update.validate(model)?;
-        let w = self.backbone.aggregation_weight(update.samples);
+        let w = self
+            .backbone
+            .aggregation_weight(update.samples.min(self.sample_cap));
         for (s, &d) in self.dense_sum.iter_mut().zip(&update.dense) {
             *s += w * d as f64;
         }
