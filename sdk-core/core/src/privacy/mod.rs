@@ -144,29 +144,37 @@ impl Protection {
         protection.validate()?;
         Ok(protection)
     }
+}
 
-    /// A short name for tables: the defences that are on.
-    pub fn label(&self) -> String {
-        let mut parts = Vec::new();
-        if self.rows == UploadRows::Catalog {
-            parts.push("catalog rows".to_string());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_by_name_and_bad_ones_refused() {
+        assert_eq!(
+            Protection::preset("undefended", 1.0).unwrap(),
+            Protection::none()
+        );
+        let dp = Protection::preset("dp-2.5", 0.5).unwrap();
+        assert_eq!(dp.rows, UploadRows::Catalog);
+        assert!(dp.fixed_negatives && dp.hide_sample_count);
+        assert_eq!(dp.local_dp.unwrap().noise_multiplier, 2.5);
+        for bad in ["nope", "dp-", "dp-x", "dp--1", "dp-inf"] {
+            assert!(
+                matches!(Protection::preset(bad, 1.0), Err(Error::InvalidConfig(_))),
+                "{bad}"
+            );
         }
-        if self.fixed_negatives {
-            parts.push("fixed negatives".to_string());
-        }
-        if self.hide_sample_count {
-            parts.push("hidden count".to_string());
-        }
-        if let Some(dp) = &self.local_dp {
-            parts.push(format!(
-                "DP clip {} noise {}",
-                dp.clip_norm, dp.noise_multiplier
-            ));
-        }
-        if parts.is_empty() {
-            "undefended".to_string()
-        } else {
-            parts.join(" + ")
-        }
+        assert!(
+            Protection::preset("dp-1", 0.0).is_err(),
+            "clip must be positive"
+        );
+        // DP on the touched rows alone would leave the row set in the clear.
+        let leaky = Protection {
+            local_dp: dp.local_dp,
+            ..Protection::none()
+        };
+        assert!(leaky.validate().is_err());
     }
 }
