@@ -49,24 +49,18 @@ pub fn table(runs: &[DefenceRun]) -> String {
     );
     for name in names {
         let of: Vec<&DefenceRun> = runs.iter().filter(|r| r.defence == name).collect();
-        let col = |f: &dyn Fn(&DefenceRun) -> Option<f64>| {
+        // Mean ± std over the seeds at `digits` decimals ("—" when absent).
+        let spread = |digits: usize, f: &dyn Fn(&DefenceRun) -> Option<f64>| {
             let values: Vec<f64> = of.iter().filter_map(|r| f(r)).collect();
             if values.is_empty() {
                 "—".to_string()
             } else {
                 let s = Spread::of(&values);
-                format!("{:.3} ± {:.3}", s.mean, s.std)
+                format!("{:.digits$} ± {:.digits$}", s.mean, s.std)
             }
         };
-        let pct = |f: &dyn Fn(&DefenceRun) -> Option<f64>| {
-            let values: Vec<f64> = of.iter().filter_map(|r| f(r)).collect();
-            if values.is_empty() {
-                "—".to_string()
-            } else {
-                let s = Spread::of(&values);
-                format!("{:.2} ± {:.2}", s.mean, s.std)
-            }
-        };
+        let col = |f: &dyn Fn(&DefenceRun) -> Option<f64>| spread(3, f);
+        let pct = |f: &dyn Fn(&DefenceRun) -> Option<f64>| spread(2, f);
         let epsilon = match of[0].epsilon {
             None => "∞ (no DP)".to_string(),
             Some(_) => {
