@@ -19,6 +19,9 @@ pub enum ServerError {
     Unauthorized,
     #[error("not found: {0}")]
     NotFound(String),
+    /// A secure round went on without this client: it starts over.
+    #[error("restart: {0}")]
+    Restart(String),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error: {0}")]
@@ -37,6 +40,7 @@ impl ServerError {
             ServerError::TooLarge(_) => "too_large",
             ServerError::Unauthorized => "unauthorized",
             ServerError::NotFound(_) => "not_found",
+            ServerError::Restart(_) => "secagg_restart",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::Internal(_) => "internal",
         }
@@ -47,7 +51,9 @@ impl ServerError {
             ServerError::Malformed(_) | ServerError::BadRequest(_) => 400,
             ServerError::Unauthorized => 401,
             ServerError::NotFound(_) => 404,
-            ServerError::Stale(_) | ServerError::AlreadySubmitted(_) => 409,
+            ServerError::Stale(_) | ServerError::AlreadySubmitted(_) | ServerError::Restart(_) => {
+                409
+            }
             ServerError::TooLarge(_) => 413,
             ServerError::Invalid(_) | ServerError::NormTooLarge { .. } => 422,
             ServerError::Internal(_) => 500,

@@ -8,7 +8,10 @@
 //! | `GET /v1/catalog`, `GET /v1/model` | client | framed messages; ETag / If-None-Match -> 304 |
 //! | `GET /v1/round` | client | framed `RoundMessage` |
 //! | `POST /v1/updates` | client | framed `UpdateMessage`: 202 new, 200 duplicate, 400 / 401 / 409 / 413 / 422 |
+//! | `POST /v1/secagg/keys`, `/shares`, `/masked`, `/unmask` | client | secure aggregation's uploads (framed): 202, 409 `secagg_restart` when the round went on without the client |
+//! | `GET /v1/secagg/roster`, `/inbox`, `/unmask` | client | what the next step needs (framed), 204 while it is not ready |
 //! | `POST /v1/admin/clients` | admin | body = client id; returns a new token |
+//! | `POST /v1/admin/secagg/advance` | admin | ends the secure round's current phase now (dropouts) |
 
 use std::sync::Arc;
 
@@ -33,7 +36,17 @@ pub fn router(core: Arc<ServerCore>) -> Router {
         .route("/v1/model", get(model))
         .route("/v1/round", get(round))
         .route("/v1/updates", post(updates))
+        .route("/v1/secagg/keys", post(secagg_keys))
+        .route("/v1/secagg/roster", get(secagg_roster))
+        .route("/v1/secagg/shares", post(secagg_shares))
+        .route("/v1/secagg/inbox", get(secagg_inbox))
+        .route("/v1/secagg/masked", post(secagg_masked))
+        .route(
+            "/v1/secagg/unmask",
+            get(secagg_unmask_request).post(secagg_unmask),
+        )
         .route("/v1/admin/clients", post(issue_client))
+        .route("/v1/admin/secagg/advance", post(secagg_advance))
         // Bodies are read with our own limit, so a 413 is counted by reason.
         .layer(DefaultBodyLimit::disable())
         .with_state(core)
@@ -193,6 +206,116 @@ async fn issue_client(State(core): Core, headers: HeaderMap, body: Body) -> Resp
     .await;
     match result {
         Ok(token) => (StatusCode::CREATED, token).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// A secure-aggregation upload: body read, client checked, the step run on
+/// a blocking thread; 202 with `{"status": "accepted", "round_closed": …}`.
+async fn secagg_post(
+    core: Arc<ServerCore>,
+    headers: HeaderMap,
+    body: Body,
+    step: fn(&ServerCore, &str, &[u8]) -> Result<bool, ServerError>,
+) -> Response {
+    let result = async {
+        let bytes = read_body(body, core.config.max_body_bytes).await?;
+        let client = client_of(&core, &headers)?;
+        let len = bytes.len();
+        let worker = core.clone();
+        let closed = tokio::task::spawn_blocking(move || step(&worker, &client, &bytes))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??;
+        Ok::<_, ServerError>((closed, len))
+    }
+    .await;
+    match result {
+        Ok((round_closed, len)) => {
+            core.metrics.accepted(len, false);
+            let body = serde_json::json!({ "status": "accepted", "round_closed": round_closed });
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+        Err(e) => {
+            core.metrics.rejected(e.reason(), 0);
+            error_response(&e)
+        }
+    }
+}
+
+/// What a secure-aggregation download step gives: the framed message, or
+/// `None` while the step it belongs to has not begun.
+type DownloadStep = fn(&ServerCore, &str) -> Result<Option<Vec<u8>>, ServerError>;
+
+/// A secure-aggregation download: the framed message, or 204.
+async fn secagg_get(core: Arc<ServerCore>, headers: HeaderMap, step: DownloadStep) -> Response {
+    let result = async {
+        let client = client_of(&core, &headers)?;
+        let worker = core.clone();
+        tokio::task::spawn_blocking(move || step(&worker, &client))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+    }
+    .await;
+    match result {
+        Ok(Some(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn secagg_keys(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    secagg_post(core, headers, body, |c, id, b| {
+        c.secagg_keys(id, b).map(|_| false)
+    })
+    .await
+}
+
+async fn secagg_shares(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    secagg_post(core, headers, body, |c, id, b| {
+        c.secagg_shares(id, b).map(|_| false)
+    })
+    .await
+}
+
+async fn secagg_masked(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    secagg_post(core, headers, body, |c, id, b| {
+        c.secagg_masked(id, b).map(|_| false)
+    })
+    .await
+}
+
+async fn secagg_unmask(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    secagg_post(core, headers, body, ServerCore::secagg_unmask).await
+}
+
+async fn secagg_roster(State(core): Core, headers: HeaderMap) -> Response {
+    secagg_get(core, headers, ServerCore::secagg_roster).await
+}
+
+async fn secagg_inbox(State(core): Core, headers: HeaderMap) -> Response {
+    secagg_get(core, headers, ServerCore::secagg_inbox).await
+}
+
+async fn secagg_unmask_request(State(core): Core, headers: HeaderMap) -> Response {
+    secagg_get(core, headers, ServerCore::secagg_unmask_request).await
+}
+
+async fn secagg_advance(State(core): Core, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        read_body(body, 1024).await?;
+        if !is_admin(bearer(&headers), &core.config.admin_token) {
+            return Err(ServerError::Unauthorized);
+        }
+        let worker = core.clone();
+        tokio::task::spawn_blocking(move || worker.secagg_advance())
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+    }
+    .await;
+    match result {
+        Ok(phase) => axum::Json(serde_json::json!({ "phase": phase })).into_response(),
         Err(e) => error_response(&e),
     }
 }

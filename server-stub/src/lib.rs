@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod observer;
 pub mod rounds;
+mod secure;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -23,6 +23,7 @@ use crate::db::{ServerDb, StoredModel, now_ms};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
 use crate::observer::UploadObserver;
+use crate::secure::SecureState;
 
 /// A published message with its ETag (the hex sha256 of its body).
 pub struct Published {
@@ -58,13 +59,15 @@ pub struct Snapshot {
     pub global: GlobalModel,
 }
 
-struct OpenRound {
-    aggregator: Aggregator,
+pub(crate) struct OpenRound {
+    pub(crate) aggregator: Aggregator,
     /// Idempotency key of each client's update in this round.
     submitted: HashMap<String, String>,
     deadline: Instant,
     deadline_ms: u64,
     optimizer: ServerOptimizer,
+    /// The round's secure aggregation, when its model asks for it.
+    pub(crate) secure: Option<SecureState>,
 }
 
 /// How a submission went (both are acknowledged to the client).
@@ -81,13 +84,13 @@ pub struct ServerCore {
     pub config: ServerConfig,
     db: Mutex<ServerDb>,
     snapshot: RwLock<Arc<Snapshot>>,
-    round: Mutex<OpenRound>,
+    pub(crate) round: Mutex<OpenRound>,
     pub tokens: Tokens,
     pub metrics: Metrics,
     observer: OnceLock<Arc<dyn UploadObserver>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -160,6 +163,7 @@ impl ServerCore {
             deadline: Instant::now() + config.round_duration,
             deadline_ms: now_ms() as u64 + config.round_duration.as_millis() as u64,
             optimizer,
+            secure: None,
         };
         let metrics = Metrics::default();
         metrics.set_round(snapshot.version, round.submitted.len());
@@ -224,6 +228,10 @@ impl ServerCore {
         self.observer.set(observer).is_ok()
     }
 
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn UploadObserver>> {
+        self.observer.get()
+    }
+
     /// Accepts `bytes` (a framed `UpdateMessage`) from `client`. On any
     /// error nothing changed: no row stored, nothing aggregated.
     pub fn submit(&self, client: &str, bytes: &[u8]) -> Result<Accepted, ServerError> {
@@ -233,6 +241,11 @@ impl ServerCore {
         let message =
             UpdateMessage::decode(bytes).map_err(|e| ServerError::Malformed(e.to_string()))?;
         let snap = self.snapshot();
+        if snap.train.protection.secure_aggregation.is_some() {
+            return Err(ServerError::Invalid(
+                "this round takes masked uploads only (secure aggregation)".into(),
+            ));
+        }
         if message.base_version != snap.version || message.round != snap.version {
             return Err(ServerError::Stale(format!(
                 "update for round {} on model {}, the open round is {} on model {}",
@@ -302,6 +315,11 @@ impl ServerCore {
     /// Deadline handling; call periodically. Returns true if a round closed.
     pub fn tick(&self) -> Result<bool, ServerError> {
         let mut round = lock(&self.round);
+        if round.secure.is_some() {
+            let snap = self.snapshot();
+            self.advance(&mut round, &snap, false)?;
+            return Ok(self.snapshot().version != snap.version);
+        }
         if Instant::now() < round.deadline {
             return Ok(false);
         }
@@ -319,7 +337,7 @@ impl ServerCore {
 
     /// Aggregates, stores the next model with the round's updates deleted in
     /// one transaction, then publishes it and opens the next round.
-    fn close(&self, round: &mut OpenRound, snap: &Snapshot) -> Result<(), ServerError> {
+    pub(crate) fn close(&self, round: &mut OpenRound, snap: &Snapshot) -> Result<(), ServerError> {
         let mut global = snap.global.clone();
         let mut optimizer = round.optimizer.clone();
         let fresh = new_aggregator(snap, &self.config);
@@ -398,7 +416,7 @@ fn replay_round(
 /// An empty aggregate for `snap`'s round. The server, not the client,
 /// decides how much an update weighs: one each under the hidden-count
 /// defence, else the declared samples up to `max_samples`.
-fn new_aggregator(snap: &Snapshot, config: &ServerConfig) -> Aggregator {
+pub(crate) fn new_aggregator(snap: &Snapshot, config: &ServerConfig) -> Aggregator {
     let cap = if snap.train.protection.hide_sample_count {
         1
     } else {

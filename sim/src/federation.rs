@@ -94,7 +94,8 @@ pub struct Federation<C: Coordinator> {
 impl Federation<InProcess> {
     pub fn in_process(dataset: &Dataset, catalog: Catalog, config: SimConfig) -> Result<Self> {
         let global = GlobalModel::new(&config.model, &catalog, config.seed)?;
-        let coordinator = InProcess::new(global, config.model.backbone, &config.server_step);
+        let coordinator = InProcess::new(global, config.model.backbone, &config.server_step)
+            .with_secure_aggregation(config.train.protection.secure_aggregation);
         Federation::new(dataset, catalog, config, coordinator)
     }
 }
@@ -199,7 +200,7 @@ impl<C: Coordinator> Federation<C> {
                 loss_sum += loss as f64;
             }
         }
-        self.coordinator.close_round();
+        self.coordinator.close_round()?;
         Ok((selected.len(), loss_sum / selected.len().max(1) as f64))
     }
 

@@ -212,6 +212,54 @@ impl HttpFederation {
     }
 }
 
+impl HttpFederation {
+    /// Each phone's update, once, in phone order.
+    fn plain_uploads(&self, chosen: &[&HttpPhone]) -> Result<u64> {
+        let mut uploaded = 0;
+        for p in chosen {
+            let report = p.client.upload(&p.remote).map_err(phone_error)?;
+            if report.delivered != 1 || report.remaining != 0 || report.dropped != 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "phone {}: upload not delivered: {report:?}",
+                    p.user
+                )));
+            }
+            uploaded += report.bytes_uploaded;
+        }
+        Ok(uploaded)
+    }
+
+    /// Secure aggregation's phases: every phone calls `upload` in turn (as
+    /// its background job would) until each has taken its part; the last
+    /// answer to the unmask request closes the round.
+    fn secure_uploads(&self, chosen: &[&HttpPhone]) -> Result<u64> {
+        let mut uploaded = 0;
+        let mut done = vec![false; chosen.len()];
+        for _pass in 0..8 {
+            for (k, p) in chosen.iter().enumerate() {
+                if done[k] {
+                    continue;
+                }
+                let report = p.client.upload(&p.remote).map_err(phone_error)?;
+                if report.dropped != 0 || report.remaining != 0 {
+                    return Err(Error::InvalidConfig(format!(
+                        "phone {}: secure upload failed: {report:?}",
+                        p.user
+                    )));
+                }
+                uploaded += report.bytes_uploaded;
+                done[k] = report.delivered == 1;
+            }
+            if done.iter().all(|&d| d) {
+                return Ok(uploaded);
+            }
+        }
+        Err(Error::InvalidConfig(
+            "the secure round did not complete in 8 passes".into(),
+        ))
+    }
+}
+
 impl Rounds for HttpFederation {
     fn config(&self) -> &SimConfig {
         &self.config
@@ -237,17 +285,11 @@ impl Rounds for HttpFederation {
         let loss_sum: f64 = losses.iter().sum();
         // ...then uploads in phone order, so the server's running sums are
         // added in the order the in-process federation adds them.
-        let mut uploaded = 0;
-        for p in &chosen {
-            let report = p.client.upload(&p.remote).map_err(phone_error)?;
-            if report.delivered != 1 || report.remaining != 0 || report.dropped != 0 {
-                return Err(Error::InvalidConfig(format!(
-                    "phone {}: upload not delivered: {report:?}",
-                    p.user
-                )));
-            }
-            uploaded += report.bytes_uploaded;
-        }
+        let uploaded = if config.train.protection.secure_aggregation.is_some() {
+            self.secure_uploads(&chosen)?
+        } else {
+            self.plain_uploads(&chosen)?
+        };
         let expected = round as u64 + 2;
         let version = self.server.core.snapshot().version;
         if version != expected {

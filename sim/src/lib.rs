@@ -5,7 +5,8 @@
 //! behind HTTP; `experiment` repeats runs over seeds and learning rates;
 //! `ablation` lists the ablation variants; `report` prints and writes what came out; `http` runs the same federation
 //! as a real server and real clients over loopback HTTP; `privacy` runs a
-//! curious server's attacks on what that server received.
+//! curious server's attacks on what that server received; `secagg_cost`
+//! measures what secure aggregation costs beside plain aggregation.
 
 pub mod ablation;
 pub mod coordinator;
@@ -16,3 +17,4 @@ pub mod http;
 pub mod privacy;
 pub mod report;
 pub mod router_plot;
+pub mod secagg_cost;

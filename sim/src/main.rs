@@ -17,7 +17,7 @@ use fedmr_sim::federation::{
 };
 use fedmr_sim::http::HttpFederation;
 use fedmr_sim::report::{table_header, table_row, write_router_view, write_run};
-use fedmr_sim::{ablation, dataset, privacy};
+use fedmr_sim::{ablation, dataset, privacy, secagg_cost};
 
 /// Federated simulation of FedMR: N phones train locally, a server aggregates,
 /// every user is evaluated with the paper's protocol (full ranking, HR@K, NDCG@K).
@@ -43,6 +43,30 @@ enum Command {
     /// What a curious server learns: a federation over HTTP whose server
     /// keeps every upload, then each attack on them beside guessing.
     Privacy(PrivacyArgs),
+    /// What secure aggregation costs per client and for the server, beside
+    /// plain aggregation, at several cohort sizes (in one process).
+    SecaggCost(SecaggCostArgs),
+}
+
+#[derive(Args)]
+struct SecaggCostArgs {
+    /// Cohort sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "50,200,1000")]
+    clients: Vec<usize>,
+    /// Values per vector (about KU's FedAvg + MFFM update; the Flower bench uses the same).
+    #[arg(long, default_value_t = 160_000)]
+    values: usize,
+    /// Neighbours per client (SecAgg+'s k).
+    #[arg(long, default_value_t = fedmr_core::secagg::SecureAggregation::default().neighbours)]
+    neighbours: u32,
+    /// Share of clients that vanish after sending their masked input.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The report (secagg_cost.md, secagg_cost.json) goes here.
+    #[arg(long, default_value = "runs/secagg-cost")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -720,6 +744,34 @@ fn seeds_runs(
     Ok(results)
 }
 
+fn secagg_cost(args: SecaggCostArgs) -> Result<(), String> {
+    let config = fedmr_core::secagg::SecureAggregation {
+        neighbours: args.neighbours,
+        max_clients: args.clients.iter().copied().max().unwrap_or(3).max(1024) as u32,
+        ..Default::default()
+    };
+    let mut reports = Vec::new();
+    for &clients in &args.clients {
+        let started = std::time::Instant::now();
+        let report = secagg_cost::measure(clients, args.values, config, args.dropout, args.seed)
+            .map_err(|e| format!("{clients} clients: {e}"))?;
+        eprintln!(
+            "  {clients} clients: {:.1} s wall, client {:.3} s, server {:.3} s",
+            started.elapsed().as_secs_f64(),
+            report.client.seconds,
+            report.server.seconds
+        );
+        reports.push(report);
+    }
+    let md = secagg_cost::table(&reports);
+    println!("{md}");
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("secagg_cost.md"), &md).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("secagg_cost.json"), json).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -727,6 +779,7 @@ fn main() -> ExitCode {
         Some(Command::Table(args)) => table(args),
         Some(Command::Ablation(args)) => ablation(args),
         Some(Command::Privacy(args)) => privacy(args),
+        Some(Command::SecaggCost(args)) => secagg_cost(args),
         None => run(cli.run),
     };
     match outcome {

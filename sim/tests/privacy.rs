@@ -122,6 +122,7 @@ fn each_defence_takes_away_what_it_claims() {
             clip_norm: 0.1,
             noise_multiplier: 20.0,
         }),
+        secure_aggregation: None,
     });
     for auc in [
         dp.one_upload_auc.mean,
@@ -134,4 +135,25 @@ fn each_defence_takes_away_what_it_claims() {
         undefended.across_rounds_direction_auc.mean > 0.9,
         "{undefended}"
     );
+}
+
+/// Under secure aggregation the server holds one masked vector per client
+/// (and the round's sum): read as well as it can be, each per-user attack
+/// is at guessing.
+#[test]
+fn secure_aggregation_leaves_each_attack_at_guessing() {
+    let secure = attacked(Protection::preset("secure", 1.0).unwrap());
+    assert_eq!((secure.users, secure.uploads), (30, 90), "{secure}");
+    for auc in [
+        secure.one_upload_auc.mean,
+        secure.across_rounds_auc.mean,
+        secure.across_rounds_direction_auc.mean,
+    ] {
+        assert!((auc - 0.5).abs() < 0.1, "{secure}");
+    }
+    // Every upload carries every row.
+    assert_eq!(secure.upload_rows, 200.0, "{secure}");
+    assert!(secure.history_exact < 0.05, "{secure}");
+    let r = secure.router_correlation.expect("MLP and Gate experts");
+    assert!(r.abs() < 0.5, "{secure}");
 }

@@ -150,6 +150,7 @@ impl FedmrClient {
             dropped: r.dropped as u32,
             remaining: r.remaining as u32,
             bytes_uploaded: r.bytes_uploaded,
+            waiting: r.waiting as u32,
             last_error: r.last_error,
         })
     }

@@ -224,6 +224,9 @@ pub struct UploadReport {
     pub dropped: u32,
     pub remaining: u32,
     pub bytes_uploaded: u64,
+    /// Updates of a secure-aggregation round waiting for other clients:
+    /// call `upload` again later (a background job's next run).
+    pub waiting: u32,
     pub last_error: Option<String>,
 }
 

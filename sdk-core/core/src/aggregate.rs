@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::model::optim::Adam;
 use crate::model::params::Tensors;
 use crate::model::{Backbone, GlobalModel};
+use crate::secagg::UnmaskedSums;
 use crate::update::ModelUpdate;
 
 /// How the averaged change of the dense fusion parameters is applied.
@@ -99,6 +100,40 @@ impl Aggregator {
             self.row_weight[id as usize] += w;
         }
         self.updates += 1;
+        Ok(())
+    }
+
+    /// Adds a secure round's unmasked sums: the same weighted sums `add`
+    /// builds one update at a time, but for the whole cohort at once.
+    pub fn add_unmasked(&mut self, model: &GlobalModel, sums: &UnmaskedSums) -> Result<()> {
+        let shape_ok = sums.dense.len() == self.dense_sum.len()
+            && sums.rows.dim() == self.row_sum.dim()
+            && sums.row_weights.len() == self.row_weight.len()
+            && model.n_items() == self.row_weight.len();
+        if !shape_ok {
+            return Err(crate::Error::Shape(
+                "unmasked sums of another model's shape".into(),
+            ));
+        }
+        // A row nobody touched sums codes of exactly 0, so its weight is 0
+        // and `apply` leaves it alone, as it does in plain aggregation.
+        let finite = sums.weight.is_finite()
+            && sums.dense.iter().all(|v| v.is_finite())
+            && sums.rows.iter().all(|v| v.is_finite());
+        if !finite || sums.weight <= 0.0 {
+            return Err(crate::Error::InvalidUpdate(
+                "the unmasked sum is not usable".into(),
+            ));
+        }
+        for (s, &d) in self.dense_sum.iter_mut().zip(&sums.dense) {
+            *s += d;
+        }
+        self.total_weight += sums.weight;
+        self.row_sum += &sums.rows;
+        for (w, &add) in self.row_weight.iter_mut().zip(&sums.row_weights) {
+            *w += add;
+        }
+        self.updates += sums.clients;
         Ok(())
     }
 

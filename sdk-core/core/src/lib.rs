@@ -4,7 +4,8 @@
 //! `model` holds the math (layers with hand-written backprop, MFFM, router,
 //! heads); `train` runs one local round and yields an `update`; `aggregate`
 //! folds updates into the next global model; `privacy` shapes an upload
-//! to the round's defences and accounts local DP; `rank` scores items for a user;
+//! to the round's defences and accounts local DP; `secagg` is secure
+//! aggregation (the server learns only the sum); `rank` scores items for a user;
 //! `wire` frames and checks every message that crosses a process boundary,
 //! and `codec` is the one place bincode is named. `data` holds datasets in
 //! memory (types, splits, the seeded synthetic generator); reading them from
@@ -23,6 +24,7 @@ pub mod model;
 pub mod privacy;
 pub mod rank;
 pub mod rng;
+pub mod secagg;
 pub mod train;
 pub mod update;
 pub mod wire;

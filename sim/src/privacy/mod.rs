@@ -24,6 +24,7 @@ use std::ops::Range;
 use fedmr_core::Result;
 use fedmr_core::data::UserData;
 use fedmr_core::model::{Expert, Fusion};
+use fedmr_core::secagg::Layout;
 
 pub use attacks::{
     direction_scores, history_length, mean_direction_scores, mlp_share_estimate, recurrence_scores,
@@ -85,7 +86,14 @@ pub fn measure(
     n_items: usize,
     rounds: usize,
 ) -> Result<PrivacyReport> {
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(
+        match federation.config().train.protection.secure_aggregation {
+            Some(config) => {
+                Ledger::reading_masked(Layout::of(&federation.published_global()), config)
+            }
+            None => Ledger::default(),
+        },
+    );
     federation.observe_uploads(ledger.clone());
     for round in 0..rounds {
         federation.round(round)?;

@@ -15,6 +15,7 @@ mod shape;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::secagg::SecureAggregation;
 
 pub use accountant::{RDP_ORDERS, RdpAccountant};
 pub(crate) use shape::{fixed_negatives_seed, protect};
@@ -34,6 +35,9 @@ pub struct Protection {
     /// Local differential privacy: each upload's L2 norm clipped, then
     /// Gaussian noise on every value it carries.
     pub local_dp: Option<LocalDp>,
+    /// Uploads are masked so that the server learns only the round's sum
+    /// (`crate::secagg`); the sample count then travels masked too.
+    pub secure_aggregation: Option<SecureAggregation>,
 }
 
 /// The item rows of an upload.
@@ -73,6 +77,18 @@ impl Protection {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(secure) = &self.secure_aggregation {
+            secure.validate()?;
+            // Under secure aggregation the weight is masked; a declared count
+            // of 1 would only shrink every weight towards the rounding error.
+            if self.hide_sample_count {
+                return Err(Error::InvalidConfig(
+                    "secure aggregation masks the sample count already: \
+                     do not also hide it"
+                        .into(),
+                ));
+            }
+        }
         if let Some(dp) = &self.local_dp {
             if !(dp.clip_norm.is_finite() && dp.clip_norm > 0.0) {
                 return Err(Error::InvalidConfig(format!(
@@ -101,14 +117,20 @@ impl Protection {
     /// `fedmr-sim privacy --defences` take: `undefended`, `fixed-negatives`,
     /// `hidden-count`, `combined` (those two together) and `dp-<noise
     /// multiplier>` (combined + every catalog row + local DP clipped at
-    /// `dp_clip`). Catalog rows are no preset of their own: without noise
-    /// their zero rows show the same touched set.
+    /// `dp_clip`), `secure` (secure aggregation with its default
+    /// parameters) and `secure-fixed-negatives`. Catalog rows are no preset
+    /// of their own: without noise their zero rows show the same touched set.
     pub fn preset(name: &str, dp_clip: f32) -> Result<Self> {
         let combined = Protection {
             rows: UploadRows::Touched,
             fixed_negatives: true,
             hide_sample_count: true,
             local_dp: None,
+            secure_aggregation: None,
+        };
+        let secure = Protection {
+            secure_aggregation: Some(SecureAggregation::default()),
+            ..Protection::none()
         };
         let protection = match name {
             "undefended" => Protection::none(),
@@ -121,6 +143,11 @@ impl Protection {
                 ..Protection::none()
             },
             "combined" => combined,
+            "secure" => secure,
+            "secure-fixed-negatives" => Protection {
+                fixed_negatives: true,
+                ..secure
+            },
             other => {
                 let noise = other
                     .strip_prefix("dp-")
@@ -128,7 +155,7 @@ impl Protection {
                     .ok_or_else(|| {
                         Error::InvalidConfig(format!(
                             "unknown protection {other:?} (undefended, fixed-negatives, \
-                             hidden-count, combined or dp-<noise>)"
+                             hidden-count, combined, dp-<noise>, secure or secure-fixed-negatives)"
                         ))
                     })?;
                 Protection {
@@ -176,5 +203,12 @@ mod tests {
             ..Protection::none()
         };
         assert!(leaky.validate().is_err());
+        let secure = Protection::preset("secure", 1.0).unwrap();
+        assert!(secure.secure_aggregation.is_some() && !secure.hide_sample_count);
+        let hidden_twice = Protection {
+            hide_sample_count: true,
+            ..secure
+        };
+        assert!(hidden_twice.validate().is_err());
     }
 }

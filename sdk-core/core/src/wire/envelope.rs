@@ -20,7 +20,8 @@ use crate::{Error, Result};
 
 pub const MAGIC: [u8; 4] = *b"FDMR";
 /// 2: the training configuration carries the round's `Protection`.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: `Protection` may ask for secure aggregation (and its six messages).
+pub const PROTOCOL_VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 48;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,12 @@ pub enum MessageKind {
     Model = 2,
     Update = 3,
     Round = 4,
+    SecAggKeys = 5,
+    SecAggRoster = 6,
+    SecAggShares = 7,
+    SecAggMasked = 8,
+    SecAggUnmaskRequest = 9,
+    SecAggUnmaskResponse = 10,
 }
 
 impl MessageKind {
@@ -39,6 +46,12 @@ impl MessageKind {
             2 => MessageKind::Model,
             3 => MessageKind::Update,
             4 => MessageKind::Round,
+            5 => MessageKind::SecAggKeys,
+            6 => MessageKind::SecAggRoster,
+            7 => MessageKind::SecAggShares,
+            8 => MessageKind::SecAggMasked,
+            9 => MessageKind::SecAggUnmaskRequest,
+            10 => MessageKind::SecAggUnmaskResponse,
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! Everything that crosses a process boundary as bytes: the catalog and the
-//! global model a device downloads, and the update it uploads.
+//! global model a device downloads, the update it uploads, and secure
+//! aggregation's messages.
 //!
 //! `envelope` frames every message (magic, protocol version, kind, length,
 //! sha256 of the body); the message files define the bodies and their
@@ -8,6 +9,7 @@
 mod envelope;
 mod feature_rows;
 mod messages;
+mod secagg;
 
 pub use envelope::{
     HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, digest_hex, open, seal,
@@ -17,3 +19,4 @@ pub use messages::{
     CatalogItem, CatalogMessage, MAX_IDEMPOTENCY_KEY_BYTES, MAX_ITEM_KEY_BYTES, ModalitySpec,
     ModelMessage, RoundMessage, UpdateMessage,
 };
+pub use secagg::SecAggMessage;

@@ -9,6 +9,7 @@ mod export;
 mod installed;
 mod private;
 mod ranking;
+mod secure;
 mod sync;
 #[cfg(feature = "encoder")]
 mod text;

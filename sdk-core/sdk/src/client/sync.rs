@@ -16,6 +16,7 @@ use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, IF_NONE_MATCH};
 use serde::Serialize;
 
+use super::secure::SecureOutcome;
 use super::{Client, random_u64};
 use crate::{Error, Result};
 use fedmr_core::rng::Rng;
@@ -50,7 +51,7 @@ impl Remote {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url.trim_end_matches('/'))
     }
 }
@@ -74,17 +75,20 @@ pub struct UploadReport {
     /// Still in the outbox because the server could not be reached.
     pub remaining: usize,
     pub bytes_uploaded: u64,
+    /// Updates of a secure-aggregation round that wait for other clients
+    /// (still queued; a later `upload` takes the next step).
+    pub waiting: usize,
     /// Why `remaining` is not zero, if it is not.
     pub last_error: Option<String>,
 }
 
 /// One request's outcome as the retry loop sees it.
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     Done(T),
     Retry(String),
 }
 
-fn http() -> Result<&'static Http> {
+pub(crate) fn http() -> Result<&'static Http> {
     static HTTP: OnceLock<std::result::Result<Http, String>> = OnceLock::new();
     HTTP.get_or_init(|| {
         // reqwest is built without a default crypto provider: use ring.
@@ -99,7 +103,10 @@ fn http() -> Result<&'static Http> {
 }
 
 /// Runs `request` with retries on network errors and 5xx answers.
-fn with_retries<T>(remote: &Remote, mut request: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+pub(crate) fn with_retries<T>(
+    remote: &Remote,
+    mut request: impl FnMut() -> Result<Attempt<T>>,
+) -> Result<T> {
     let mut rng = Rng::new(random_u64());
     let mut delay = remote.initial_backoff;
     let attempts = remote.max_attempts.max(1);
@@ -121,7 +128,7 @@ fn with_retries<T>(remote: &Remote, mut request: impl FnMut() -> Result<Attempt<
 }
 
 /// Sends a request; network failures and 5xx become `Retry`.
-fn send(build: impl Fn() -> RequestBuilder) -> Result<Attempt<Response>> {
+pub(crate) fn send(build: impl Fn() -> RequestBuilder) -> Result<Attempt<Response>> {
     match build().send() {
         Ok(r) if r.status().is_server_error() => {
             Ok(Attempt::Retry(format!("server answered {}", r.status())))
@@ -132,7 +139,7 @@ fn send(build: impl Fn() -> RequestBuilder) -> Result<Attempt<Response>> {
 }
 
 /// The server's error message of a refusal, for the error we return.
-fn refusal(response: Response) -> (u16, String) {
+pub(crate) fn refusal(response: Response) -> (u16, String) {
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&text)
@@ -205,10 +212,47 @@ impl Client {
 
     /// Sends every pending update, oldest first. Stops early (keeping the
     /// rest) when the server stays unreachable; a refused token is an error.
+    /// Under secure aggregation an update goes through the protocol's
+    /// phases, as far as the server allows in this call (`waiting`).
     pub fn upload(&self, remote: &Remote) -> Result<UploadReport> {
         let http = http()?;
         let url = remote.url("/v1/updates");
         let mut report = UploadReport::default();
+        let installed = self.installed();
+        let secure = installed
+            .model
+            .as_ref()
+            .and_then(|m| Some((m, m.train.protection.secure_aggregation?)));
+        if let Some((model, config)) = secure {
+            for (index, update) in self.store.pending_updates()?.iter().enumerate() {
+                let outcome = match self.secure_upload(remote, update, model, config) {
+                    Err(Error::Network(why)) => {
+                        report.remaining = self.store.pending_updates()?.len() - index;
+                        report.last_error = Some(why);
+                        return Ok(report);
+                    }
+                    other => other?,
+                };
+                match outcome {
+                    SecureOutcome::Delivered { bytes } => {
+                        report.delivered += 1;
+                        report.bytes_uploaded += bytes;
+                        self.acknowledge_upload(&update.idempotency_key)?;
+                    }
+                    SecureOutcome::Waiting { phase, bytes } => {
+                        report.waiting += 1;
+                        report.bytes_uploaded += bytes;
+                        report.last_error = Some(format!("secure round: waiting at {phase}"));
+                    }
+                    SecureOutcome::Dropped(why) => {
+                        report.dropped += 1;
+                        report.last_error = Some(why);
+                        self.acknowledge_upload(&update.idempotency_key)?;
+                    }
+                }
+            }
+            return Ok(report);
+        }
         let pending = self.pending_uploads()?;
         for (index, update) in pending.iter().enumerate() {
             let sent = with_retries(remote, || {

@@ -3,7 +3,8 @@
 //! One file per idea: `db` owns the connections and transactions, `schema`
 //! the versioned migrations, and one file per table family: `interactions`
 //! (what the user did), `catalog` (items and their content features),
-//! `outbox` (updates waiting for upload) and `state` (global model, the
+//! `outbox` (updates waiting for upload), `secagg` (secure aggregation's
+//! state per update in flight) and `state` (global model, the
 //! user's private state, and forget-me).
 //!
 //! All writes go through one writer connection in IMMEDIATE transactions;
@@ -15,9 +16,10 @@ mod db;
 mod interactions;
 mod outbox;
 mod schema;
+mod secagg;
 mod state;
 
 pub use catalog::CatalogMeta;
 pub use db::Store;
-pub use outbox::NewUpdate;
+pub use outbox::{NewUpdate, PendingUpdate};
 pub use schema::SCHEMA_VERSION;

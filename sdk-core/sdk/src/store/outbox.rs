@@ -102,9 +102,14 @@ impl Store {
     }
 
     /// Removes the update with `idempotency_key` (after the server accepted
-    /// it). Returns whether one was there.
+    /// it), and its secure-aggregation state with it (the round's secrets
+    /// are erased with the round). Returns whether one was there.
     pub fn remove_update(&self, idempotency_key: &str) -> Result<bool> {
         self.with_writer(|tx| {
+            tx.execute(
+                "DELETE FROM secagg_rounds WHERE idempotency_key = ?1",
+                [idempotency_key],
+            )?;
             let n = tx.execute(
                 "DELETE FROM outbox WHERE idempotency_key = ?1",
                 [idempotency_key],

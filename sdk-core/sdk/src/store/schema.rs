@@ -8,10 +8,10 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Ordered migration steps; index `i` migrates from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2, v2_to_v3];
+pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -101,6 +101,21 @@ fn v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
              id INTEGER PRIMARY KEY,
              round INTEGER NOT NULL,
              noise_to_sensitivity REAL NOT NULL CHECK (noise_to_sensitivity >= 0)
+         );",
+    )
+}
+
+/// Version 4: secure aggregation's per-round state (the round's secrets,
+/// the roster, the shares held for neighbours), one row per queued update
+/// that is going through the protocol, deleted with it. Came with wire
+/// protocol 3: the stored protocol-2 model goes as in version 3.
+fn v3_to_v4(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "DELETE FROM model_meta;
+         CREATE TABLE secagg_rounds (
+             idempotency_key TEXT PRIMARY KEY,
+             round INTEGER NOT NULL,
+             state BLOB NOT NULL
          );",
     )
 }

@@ -107,6 +107,7 @@ impl Store {
                 "DELETE FROM interactions;
                  DELETE FROM private_state;
                  DELETE FROM outbox;
+                 DELETE FROM secagg_rounds;
                  DELETE FROM privacy_ledger;",
             )?;
             Ok(())

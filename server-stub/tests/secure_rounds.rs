@@ -1,0 +1,225 @@
+//! Secure aggregation over HTTP: a real server on 127.0.0.1 and real SDK
+//! clients, each phase driven by `Client::upload` as a background job would.
+
+mod common;
+
+use common::*;
+use fedmr_core::aggregate::{Aggregator, ServerOptimizer, ServerStep};
+use fedmr_core::model::GlobalModel;
+use fedmr_core::model::params::Tensors;
+use fedmr_core::privacy::Protection;
+use fedmr_core::secagg::normalised_weight;
+use fedmr_core::train::TrainConfig;
+use fedmr_core::wire::UpdateMessage;
+use fedmr_sdk::{Client, ClientConfig, Interaction, InteractionKind, Remote, TrainOptions};
+use fedmr_server::RunningServer;
+
+const PHONES: usize = 10;
+
+fn secure_training() -> TrainConfig {
+    TrainConfig {
+        lr: 0.5,
+        epochs: 2,
+        protection: Protection::preset("secure", 1.0).unwrap(),
+        ..TrainConfig::default()
+    }
+}
+
+struct Phone {
+    client: Client,
+    remote: Remote,
+    db: std::path::PathBuf,
+}
+
+/// Phones with a trained update each for the open round; returns them and
+/// their updates as the plain protocol would have sent them.
+fn trained_phones(dir: &TempDir, server: &RunningServer) -> (Vec<Phone>, Vec<UpdateMessage>) {
+    let mut phones = Vec::new();
+    let mut updates = Vec::new();
+    for p in 0..PHONES {
+        let db = dir.0.join(format!("phone-{p}.sqlite"));
+        let client = Client::open(ClientConfig {
+            seed: Some(p as u64),
+            ..ClientConfig::new(&db)
+        })
+        .unwrap();
+        let remote = Remote::new(server.url(), issue(server, &format!("phone-{p}")));
+        client.sync(&remote).unwrap();
+        let batch: Vec<Interaction> = (0..4)
+            .map(|k| Interaction {
+                item_key: fedmr_server::item_key(p * 5 + k * 3),
+                kind: InteractionKind::Like,
+                timestamp_ms: k as i64,
+            })
+            .collect();
+        client.record_batch(&batch).unwrap();
+        client.train(&TrainOptions::default()).unwrap();
+        let pending = client.pending_uploads().unwrap();
+        updates.push(UpdateMessage::decode(&pending[0].bytes).unwrap());
+        phones.push(Phone { client, remote, db });
+    }
+    (phones, updates)
+}
+
+fn plain_aggregate(base: &GlobalModel, updates: &[UpdateMessage], cap: u64) -> GlobalModel {
+    let backbone = common::model_config().backbone;
+    let mut aggregator = Aggregator::new(base, backbone).with_sample_cap(cap);
+    for u in updates {
+        aggregator
+            .add(base, &u.to_update(base.dim()).unwrap())
+            .unwrap();
+    }
+    let mut next = base.clone();
+    aggregator.apply(
+        &mut next,
+        &mut ServerOptimizer::new(&ServerStep::Plain { lr: 1.0 }),
+    );
+    next
+}
+
+fn max_difference(a: &GlobalModel, b: &GlobalModel) -> f32 {
+    let dense = a
+        .dense
+        .flatten()
+        .into_iter()
+        .zip(b.dense.flatten())
+        .map(|(x, y)| (x - y).abs());
+    let rows = a
+        .items
+        .0
+        .0
+        .iter()
+        .zip(b.items.0.0.iter())
+        .map(|(x, y)| (x - y).abs());
+    dense.chain(rows).fold(0.0, f32::max)
+}
+
+fn secure_states(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM secagg_rounds", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_secure_round_survives_30_percent_vanishing_and_equals_the_plain_sum() {
+    let dir = TempDir::new("secure-round");
+    let server = start_training(&dir, secure_training(), |c| c.min_updates = PHONES as u32);
+    let base = server.core.snapshot().global.clone();
+    let (phones, updates) = trained_phones(&dir, &server);
+    // 30% of the cohort.
+    let vanishing = [0usize, 3, 6];
+    let mut gone = [false; PHONES];
+    let mut delivered = [false; PHONES];
+    // A background job's runs: every phone still around calls `upload`.
+    for _pass in 0..8 {
+        for (p, phone) in phones.iter().enumerate() {
+            if gone[p] || delivered[p] {
+                continue;
+            }
+            let report = phone.client.upload(&phone.remote).unwrap();
+            delivered[p] = report.delivered == 1;
+            // The app is killed for good once its masked input is in.
+            let masked = report.last_error.as_deref() == Some("secure round: waiting at masked");
+            gone[p] = vanishing.contains(&p) && masked;
+        }
+        if (0..PHONES).all(|p| gone[p] || delivered[p]) {
+            break;
+        }
+    }
+    assert_eq!(
+        gone.iter().filter(|&&g| g).count(),
+        3,
+        "three vanished after uploading"
+    );
+    assert_eq!(
+        server.core.snapshot().version,
+        2,
+        "the round closed without them"
+    );
+    for (p, phone) in phones.iter().enumerate() {
+        if !gone[p] {
+            assert!(delivered[p], "phone {p} finished");
+            assert!(phone.client.pending_uploads().unwrap().is_empty());
+            assert_eq!(secure_states(&phone.db), 0, "phone {p}'s secrets erased");
+        }
+    }
+    // The sum of everyone who uploaded, the vanished included.
+    let config = secure_training().protection.secure_aggregation.unwrap();
+    let plain = plain_aggregate(&base, &updates, config.sample_cap);
+    let secure = server.core.snapshot().global.clone();
+    let diff = max_difference(&plain, &secure);
+    // Each mean: sums of codes rounded by half a step each, over a weight of
+    // at least the lightest client's.
+    let backbone = common::model_config().backbone;
+    let lightest = updates
+        .iter()
+        .map(|u| normalised_weight(backbone, u.samples, config.sample_cap))
+        .fold(f64::INFINITY, f64::min);
+    let bound = (PHONES as f64 * config.fixed_point().step() / 2.0 / lightest) as f32;
+    let moved = max_difference(&base, &secure);
+    eprintln!(
+        "secure vs plain: {diff:e} (bound {bound:e}); the round moved the model by {moved:e}"
+    );
+    assert!(diff <= bound, "{diff:e} > {bound:e}");
+    assert!(moved > 10.0 * bound, "the model moved");
+}
+
+#[test]
+fn clients_lost_before_their_input_are_left_out_once_the_operator_moves_on() {
+    let dir = TempDir::new("secure-round-lost");
+    let server = start_training(&dir, secure_training(), |c| c.min_updates = PHONES as u32);
+    let base = server.core.snapshot().global.clone();
+    let (phones, updates) = trained_phones(&dir, &server);
+    let lost = [1usize, 4];
+    let mut delivered = [false; PHONES];
+    let mut passes = 0;
+    while !(0..PHONES).all(|p| lost.contains(&p) || delivered[p]) {
+        passes += 1;
+        assert!(passes < 10, "the round never completed");
+        for (p, phone) in phones.iter().enumerate() {
+            // The lost phones advertise and share (passes 1 and 2), then
+            // are never seen again.
+            if delivered[p] || (lost.contains(&p) && passes > 2) {
+                continue;
+            }
+            let report = phone.client.upload(&phone.remote).unwrap();
+            delivered[p] = report.delivered == 1;
+        }
+        if passes == 3 {
+            // Everyone else's input is in; the deadline would do the same.
+            let response = http()
+                .post(format!("{}/v1/admin/secagg/advance", server.url()))
+                .bearer_auth(ADMIN)
+                .send()
+                .unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                200,
+                "{}",
+                response.text().unwrap()
+            );
+        }
+    }
+    assert_eq!(server.core.snapshot().version, 2);
+    let kept: Vec<UpdateMessage> = updates
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| !lost.contains(p))
+        .map(|(_, u)| u.clone())
+        .collect();
+    let config = secure_training().protection.secure_aggregation.unwrap();
+    let diff = max_difference(
+        &plain_aggregate(&base, &kept, config.sample_cap),
+        &server.core.snapshot().global,
+    );
+    let with_lost = max_difference(
+        &plain_aggregate(&base, &updates, config.sample_cap),
+        &server.core.snapshot().global,
+    );
+    assert!(
+        diff < with_lost / 10.0,
+        "the sum of the {} survivors ({diff:e} vs {with_lost:e})",
+        kept.len()
+    );
+}
