@@ -173,8 +173,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 3.0)]
     item_lr: f32,
     /// What clients' uploads may reveal (README, "What the server learns"):
-    /// undefended, fixed-negatives, hidden-count, combined (both) or
-    /// dp-<noise multiplier> (combined + every catalog row + local DP). The
+    /// undefended, fixed-negatives, hidden-count, combined (both),
+    /// dp-<noise multiplier> (combined + every catalog row + local DP),
+    /// secure or secure-fixed-negatives (secure aggregation: the server
+    /// learns only each round's sum; needs at least 3 clients per round, the
+    /// cohort is --min-updates, each phase waits up to --round-seconds). The
     /// default hides the sample count (the history length it gave away).
     #[arg(long, default_value = "hidden-count")]
     protection: String,

@@ -91,10 +91,12 @@ impl ServerCore {
 
     /// The roster, once the cohort is closed (`None`: not yet).
     pub fn secagg_roster(&self, client: &str) -> Result<Option<Vec<u8>>, ServerError> {
-        self.with_secure(|s, _| match s.round.roster() {
-            None if s.round.knows(client) => Ok(None),
-            Some(roster) if s.round.index_of(client).is_some() => Ok(Some(roster.encode())),
-            _ => Err(restart()),
+        self.with_secure(|s, _| {
+            if !s.round.knows(client) {
+                return Err(restart());
+            }
+            let roster = s.round.roster_for(client).map_err(refused)?;
+            Ok(roster.map(|r| r.encode()))
         })
     }
 

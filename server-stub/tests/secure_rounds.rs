@@ -111,13 +111,16 @@ fn a_secure_round_survives_30_percent_vanishing_and_equals_the_plain_sum() {
     let vanishing = [0usize, 3, 6];
     let mut gone = [false; PHONES];
     let mut delivered = [false; PHONES];
-    // A background job's runs: every phone still around calls `upload`.
+    // A background job's runs: every phone still around calls `upload`,
+    // each run in a fresh process (the app is killed between phases: the
+    // client is opened again from its SQLite file).
     for _pass in 0..8 {
         for (p, phone) in phones.iter().enumerate() {
             if gone[p] || delivered[p] {
                 continue;
             }
-            let report = phone.client.upload(&phone.remote).unwrap();
+            let reopened = Client::open(ClientConfig::new(&phone.db)).unwrap();
+            let report = reopened.upload(&phone.remote).unwrap();
             delivered[p] = report.delivered == 1;
             // The app is killed for good once its masked input is in.
             let masked = report.last_error.as_deref() == Some("secure round: waiting at masked");

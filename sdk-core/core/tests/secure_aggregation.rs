@@ -53,8 +53,9 @@ fn secure_model(
     for (c, client) in clients.iter().enumerate() {
         server.advertise(&c.to_string(), client.advert()).unwrap();
     }
-    let roster = server.close_keys(7).unwrap().clone();
+    server.close_keys(7).unwrap();
     for (c, client) in clients.iter_mut().enumerate() {
+        let roster = server.roster_for(&c.to_string()).unwrap().unwrap();
         let batch = client.share(&roster, &config, layout.len()).unwrap();
         server.add_shares(&c.to_string(), batch).unwrap();
     }

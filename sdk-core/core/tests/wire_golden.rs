@@ -123,9 +123,11 @@ fn secure_aggregation_bytes() {
     for (c, client) in clients.iter().enumerate() {
         server.advertise(&c.to_string(), client.advert()).unwrap();
     }
-    let roster = server.close_keys(1).unwrap().clone();
+    server.close_keys(1).unwrap();
+    let roster = server.roster_for("0").unwrap().unwrap();
     golden("secagg_roster.bin", &roster.encode());
     for (c, client) in clients.iter_mut().enumerate() {
+        let roster = server.roster_for(&c.to_string()).unwrap().unwrap();
         let batch = client.share(&roster, &config, len).unwrap();
         if c == 0 {
             golden("secagg_shares.bin", &batch.encode());

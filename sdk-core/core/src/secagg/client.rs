@@ -157,7 +157,7 @@ impl ClientRound {
         vector_len: usize,
     ) -> Result<ShareBatch> {
         let me = self.check_roster(roster, config, vector_len)?;
-        let n = roster.members.len() as u32;
+        let n = roster.cohort;
         let holders = graph::neighbours(n, roster.degree, me);
         let xs: Vec<u32> = holders.iter().map(|&j| j + 1).collect();
         let t = roster.threshold as usize;
@@ -193,7 +193,10 @@ impl ClientRound {
     }
 
     fn share_key_with(&self, roster: &Roster, other: u32) -> Result<[u8; 32]> {
-        let theirs = &roster.members[other as usize].share_key;
+        let Some(entry) = roster.entry(other) else {
+            return refuse(format!("{other} is not in our part of the roster"));
+        };
+        let theirs = &entry.share_key;
         crypto::agree(&self.share_secret, theirs, "share key", self.round)
     }
 
@@ -210,7 +213,7 @@ impl ClientRound {
                 roster.round, self.round
             ));
         }
-        let n = roster.members.len() as u32;
+        let n = roster.cohort;
         if n < MIN_COHORT || n > config.max_clients {
             return refuse(format!("a cohort of {n} (3 to {})", config.max_clients));
         }
@@ -231,22 +234,28 @@ impl ClientRound {
                 roster.vector_len
             ));
         }
-        let mut keys: Vec<&[u8; 32]> = roster.members.iter().map(|m| &m.mask_key).collect();
-        keys.extend(roster.members.iter().map(|m| &m.share_key));
+        let mut keys: Vec<&[u8; 32]> = roster.members.iter().map(|(_, m)| &m.mask_key).collect();
+        keys.extend(roster.members.iter().map(|(_, m)| &m.share_key));
         keys.sort_unstable();
         if keys.windows(2).any(|w| w[0] == w[1]) {
             return refuse("a public key appears twice in the roster");
         }
         let mine = self.advert();
-        let position = roster.members.iter().position(|m| {
+        let Some(&(me, _)) = roster.members.iter().find(|(_, m)| {
             m.share_key == mine.share_key
                 && m.mask_key == mine.mask_key
                 && m.self_mask_commitment == mine.self_mask_commitment
-        });
-        match position {
-            Some(i) => Ok(i as u32),
-            None => refuse("the roster does not list this client"),
+        }) else {
+            return refuse("the roster does not list this client");
+        };
+        // Exactly our neighbours' keys, so that every share has its holder.
+        let mut expected = graph::neighbours(n, degree, me);
+        expected.push(me);
+        expected.sort_unstable();
+        if !roster.members.iter().map(|(i, _)| *i).eq(expected) {
+            return refuse("the roster does not list exactly this client's neighbours");
         }
+        Ok(me)
     }
 
     /// Step 3: opens the shares neighbours sealed for us, and masks `input`
@@ -262,7 +271,7 @@ impl ClientRound {
         if input.len() as u64 != roster.vector_len {
             return refuse(format!("an input of {} values", input.len()));
         }
-        let n = roster.members.len() as u32;
+        let n = roster.cohort;
         let mut held: Vec<Held> = Vec::with_capacity(inbox.shares.len());
         for sealed in &inbox.shares {
             if sealed.to != me || !graph::adjacent(n, roster.degree, me, sealed.from) {
@@ -295,7 +304,7 @@ impl ClientRound {
         ))
         .apply_mask(&mut values, true);
         for h in &held {
-            let theirs = &roster.members[h.owner as usize].mask_key;
+            let theirs = &roster.entry(h.owner).expect("a neighbour's entry").mask_key;
             let key = crypto::agree(&self.mask_secret, theirs, "pairwise mask", self.round)?;
             KeyStream::new(&key).apply_mask(&mut values, me < h.owner);
         }
@@ -318,7 +327,7 @@ impl ClientRound {
         if self.answered.as_ref().is_some_and(|a| a != request) {
             return refuse("a second, different unmask request in one round");
         }
-        let n = roster.members.len() as u32;
+        let n = roster.cohort;
         let ascending =
             |ids: &[u32]| ids.windows(2).all(|w| w[0] < w[1]) && ids.iter().all(|&i| i < n);
         if !ascending(&request.survivors) || !ascending(&request.dropped) {

@@ -22,17 +22,32 @@ pub struct RosterEntry {
     pub self_mask_commitment: [u8; 32],
 }
 
-/// Server -> every client: who takes part (index = position) and how.
+/// Server -> one client: the cohort's shape, and the keys of this client
+/// and its neighbours (SecAgg+: a client never needs the others', so the
+/// roster it downloads grows with its degree, not with the cohort).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Roster {
     pub round: u64,
+    /// Clients in the round (indices 0..cohort).
+    pub cohort: u32,
     /// Neighbours per client (the graph's degree for this cohort).
     pub degree: u32,
     /// Shares that recover a secret.
     pub threshold: u32,
     /// Values in every masked vector.
     pub vector_len: u64,
-    pub members: Vec<RosterEntry>,
+    /// The client's own entry and its neighbours', by roster index, ascending.
+    pub members: Vec<(u32, RosterEntry)>,
+}
+
+impl Roster {
+    /// The entry of roster index `index`, if this roster lists it.
+    pub fn entry(&self, index: u32) -> Option<&RosterEntry> {
+        self.members
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|k| &self.members[k].1)
+    }
 }
 
 /// A Shamir share sealed by `from` for `to` (ChaCha20-Poly1305).

@@ -48,11 +48,14 @@ pub struct ServerRound {
     vector_len: usize,
     phase: Phase,
     adverts: Vec<(String, KeyAdvert)>,
+    /// The whole roster (`members[i]` is index i); clients get their part.
     roster: Option<Roster>,
     /// Participant ids by roster index.
     ids: Vec<String>,
     /// Sealed shares by sender: who shared (U2).
     shared: BTreeMap<u32, Vec<SealedShare>>,
+    /// The same shares by recipient, built when sharing ends.
+    inboxes: BTreeMap<u32, Vec<SealedShare>>,
     pub(super) masked_sum: Vec<u32>,
     /// Who sent a masked input (U3).
     masked: BTreeSet<u32>,
@@ -75,6 +78,7 @@ impl ServerRound {
             roster: None,
             ids: Vec::new(),
             shared: BTreeMap::new(),
+            inboxes: BTreeMap::new(),
             masked_sum: vec![0; vector_len],
             masked: BTreeSet::new(),
             request: None,
@@ -162,9 +166,9 @@ impl ServerRound {
         Ok(())
     }
 
-    /// Ends step 1: numbers the clients (in an order drawn from `seed`) and
-    /// publishes the roster.
-    pub fn close_keys(&mut self, seed: u64) -> Result<&Roster> {
+    /// Ends step 1: numbers the clients (in an order drawn from `seed`); each
+    /// then gets its part of the roster (`roster_for`).
+    pub fn close_keys(&mut self, seed: u64) -> Result<()> {
         self.expect(Phase::Keys)?;
         let n = self.adverts.len() as u32;
         if n < MIN_COHORT {
@@ -178,24 +182,48 @@ impl ServerRound {
         self.ids = adverts.iter().map(|(id, _)| id.clone()).collect();
         self.roster = Some(Roster {
             round: self.round,
+            cohort: n,
             degree,
             threshold: graph::threshold(degree),
             vector_len: self.vector_len as u64,
             members: adverts
                 .into_iter()
-                .map(|(_, a)| RosterEntry {
-                    share_key: a.share_key,
-                    mask_key: a.mask_key,
-                    self_mask_commitment: a.self_mask_commitment,
+                .enumerate()
+                .map(|(i, (_, a))| {
+                    let entry = RosterEntry {
+                        share_key: a.share_key,
+                        mask_key: a.mask_key,
+                        self_mask_commitment: a.self_mask_commitment,
+                    };
+                    (i as u32, entry)
                 })
                 .collect(),
         });
         self.phase = Phase::Shares;
-        Ok(self.roster.as_ref().expect("just set"))
+        Ok(())
     }
 
-    pub fn roster(&self) -> Option<&Roster> {
-        self.roster.as_ref()
+    /// `id`'s part of the roster: its entry and its neighbours', once the
+    /// cohort is closed (`None` before).
+    pub fn roster_for(&self, id: &str) -> Result<Option<Roster>> {
+        let Some(full) = &self.roster else {
+            return Ok(None);
+        };
+        let me = self.member(id)?;
+        let mut wanted = graph::neighbours(full.cohort, full.degree, me);
+        wanted.push(me);
+        wanted.sort_unstable();
+        Ok(Some(Roster {
+            round: full.round,
+            cohort: full.cohort,
+            degree: full.degree,
+            threshold: full.threshold,
+            vector_len: full.vector_len,
+            members: wanted
+                .into_iter()
+                .map(|i| full.members[i as usize].clone())
+                .collect(),
+        }))
     }
 
     fn roster_ref(&self) -> &Roster {
@@ -219,7 +247,7 @@ impl ServerRound {
             };
         }
         let roster = self.roster_ref();
-        let expected = graph::neighbours(roster.members.len() as u32, roster.degree, me);
+        let expected = graph::neighbours(roster.cohort, roster.degree, me);
         let mut to: Vec<u32> = batch.shares.iter().map(|s| s.to).collect();
         to.sort_unstable();
         if to != expected
@@ -243,6 +271,12 @@ impl ServerRound {
                 self.shared.len()
             ));
         }
+        for share in self.shared.values().flatten() {
+            self.inboxes
+                .entry(share.to)
+                .or_default()
+                .push(share.clone());
+        }
         self.phase = Phase::Masked;
         Ok(())
     }
@@ -256,11 +290,7 @@ impl ServerRound {
         if !self.shared.contains_key(&me) {
             return refuse("the client did not share in time");
         }
-        let shares = self
-            .shared
-            .values()
-            .flat_map(|batch| batch.iter().filter(|s| s.to == me).cloned())
-            .collect();
+        let shares = self.inboxes.get(&me).cloned().unwrap_or_default();
         Ok(ShareBatch {
             round: self.round,
             shares,
@@ -336,7 +366,7 @@ impl ServerRound {
             return Ok(());
         }
         let roster = self.roster.as_ref().expect("after Keys");
-        let n = roster.members.len() as u32;
+        let n = roster.cohort;
         let fits = |owner: u32, share: &Share, set: &[u32]| {
             share.x == me + 1
                 && graph::adjacent(n, roster.degree, me, owner)
@@ -383,10 +413,10 @@ impl ServerRound {
         }
         let request = self.request.clone().expect("checked");
         let roster = self.roster_ref().clone();
-        let (n, t) = (roster.members.len() as u32, roster.threshold as usize);
+        let (n, t) = (roster.cohort, roster.threshold as usize);
         let mut sum = std::mem::take(&mut self.masked_sum);
         for &owner in &request.survivors {
-            let commitment = roster.members[owner as usize].self_mask_commitment;
+            let commitment = roster.members[owner as usize].1.self_mask_commitment;
             let seed = recover(&self.self_mask_shares[&owner], t, |s| {
                 <[u8; 32]>::from(Sha256::digest(s)) == commitment
             })?;
@@ -394,14 +424,14 @@ impl ServerRound {
                 .apply_mask(&mut sum, false);
         }
         for &dropped in &request.dropped {
-            let public = roster.members[dropped as usize].mask_key;
+            let public = roster.members[dropped as usize].1.mask_key;
             let secret = recover(&self.mask_key_shares[&dropped], t, |s| {
                 crypto::public_key(s) == public
             })?;
             // Survivor j added +mask when j < dropped, -mask otherwise.
             for j in graph::neighbours(n, roster.degree, dropped) {
                 if request.survivors.binary_search(&j).is_ok() {
-                    let theirs = &roster.members[j as usize].mask_key;
+                    let theirs = &roster.members[j as usize].1.mask_key;
                     let key = crypto::agree(&secret, theirs, "pairwise mask", self.round)?;
                     KeyStream::new(&key).apply_mask(&mut sum, j > dropped);
                 }

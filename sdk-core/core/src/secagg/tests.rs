@@ -37,8 +37,11 @@ fn run_to_unmask(n: usize, neighbours: u32, len: usize, gone_before_mask: &[usiz
     for (id, c) in ids.iter().zip(&clients) {
         server.advertise(id, c.advert()).unwrap();
     }
-    let roster = server.close_keys(5).unwrap().clone();
+    server.close_keys(5).unwrap();
     for (id, c) in ids.iter().zip(&mut clients) {
+        let roster = server.roster_for(id).unwrap().unwrap();
+        // Each client gets its own part only: itself and its neighbours.
+        assert_eq!(roster.members.len() as u32, roster.degree + 1);
         let batch = c.share(&roster, &config, len).unwrap();
         server.add_shares(id, batch).unwrap();
     }
@@ -160,21 +163,33 @@ fn honest_clients_never_reveal_both_secrets_of_one_client() {
 #[test]
 fn a_tampered_share_or_a_roster_without_us_is_refused() {
     let config = config(4);
-    let mut clients: Vec<ClientRound> = (0..5)
+    // Eight clients of degree 4: each one's part of the roster is its own.
+    let mut clients: Vec<ClientRound> = (0..8)
         .map(|c| ClientRound::new(ROUND, &[c + 1; 32]))
         .collect();
     let mut server = ServerRound::new(ROUND, config, 8).unwrap();
     for (c, client) in clients.iter().enumerate() {
         server.advertise(&c.to_string(), client.advert()).unwrap();
     }
-    let roster = server.close_keys(1).unwrap().clone();
+    server.close_keys(1).unwrap();
+    let roster = server.roster_for("0").unwrap().unwrap();
     let mut stranger = ClientRound::new(ROUND, &[99; 32]);
     assert!(stranger.share(&roster, &config, 8).is_err());
     let mut weaker = roster.clone();
     weaker.threshold -= 1;
     assert!(clients[0].share(&weaker, &config, 8).is_err());
     assert!(clients[0].share(&roster, &config, 9).is_err());
+    // Someone else's part of the roster, or ours with a neighbour missing.
+    assert!(
+        clients[0]
+            .share(&server.roster_for("1").unwrap().unwrap(), &config, 8)
+            .is_err()
+    );
+    let mut short = roster.clone();
+    short.members.pop();
+    assert!(clients[0].share(&short, &config, 8).is_err());
     for (c, client) in clients.iter_mut().enumerate() {
+        let roster = server.roster_for(&c.to_string()).unwrap().unwrap();
         let batch = client.share(&roster, &config, 8).unwrap();
         server.add_shares(&c.to_string(), batch).unwrap();
     }
@@ -194,8 +209,9 @@ fn client_state_survives_encoding_between_phases() {
     for (c, client) in clients.iter().enumerate() {
         server.advertise(&c.to_string(), client.advert()).unwrap();
     }
-    let roster = server.close_keys(3).unwrap().clone();
+    server.close_keys(3).unwrap();
     for (c, client) in clients.iter_mut().enumerate() {
+        let roster = server.roster_for(&c.to_string()).unwrap().unwrap();
         let batch = client.share(&roster, &config, 6).unwrap();
         // The app is killed here and the state read back from the store.
         *client = ClientRound::decode(&client.encode()).unwrap();

@@ -43,13 +43,15 @@ impl SecAggMessage for Roster {
     const NAME: &'static str = "secure aggregation roster";
 
     fn check(&self) -> std::result::Result<(), String> {
-        let n = self.members.len() as u64;
-        if u64::from(self.degree) >= n.max(1) || self.threshold == 0 || self.threshold > self.degree
-        {
+        if self.degree >= self.cohort || self.threshold == 0 || self.threshold > self.degree {
             return Err(format!(
-                "degree {} and threshold {} for {n} members",
-                self.degree, self.threshold
+                "degree {} and threshold {} for a cohort of {}",
+                self.degree, self.threshold, self.cohort
             ));
+        }
+        let ascending = self.members.windows(2).all(|w| w[0].0 < w[1].0);
+        if !ascending || self.members.iter().any(|(i, _)| *i >= self.cohort) {
+            return Err("members must be ascending indices of the cohort".into());
         }
         Ok(())
     }

@@ -156,6 +156,7 @@ mod tests {
             "outbox",
             "catalog_items",
             "privacy_ledger",
+            "secagg_rounds",
         ] {
             assert!(sql.contains(&format!("CREATE TABLE {table} ")), "{table}");
         }
@@ -214,6 +215,29 @@ mod tests {
         assert_eq!(store.interaction_count().unwrap(), 1);
         assert_eq!(store.model().unwrap(), None);
         assert!(store.privacy_ledger().unwrap().is_empty());
+    }
+
+    /// A version-3 file with a model installed: it opens with its ledger,
+    /// and drops the protocol-2 model for the next sync.
+    #[test]
+    fn version_3_data_opens_without_its_protocol_2_model() {
+        let dir = TempDir::new("schema-v3-data");
+        {
+            let conn = Connection::open(dir.db()).unwrap();
+            for step in &MIGRATIONS[..3] {
+                step(&conn).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO privacy_ledger (round, noise_to_sensitivity) VALUES (1, 0.5);
+                 INSERT INTO model_meta (id, version, payload) VALUES (1, 3, x'464452400200');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir.db()).unwrap();
+        assert_eq!(store.model().unwrap(), None);
+        assert_eq!(store.privacy_ledger().unwrap().len(), 1);
+        assert_eq!(store.secure_round_count().unwrap(), 0);
     }
 
     /// A version-1 file with data: the user's interactions and outbox survive
