@@ -178,8 +178,9 @@ struct ServeArgs {
     /// secure or secure-fixed-negatives (secure aggregation: the server
     /// learns only each round's sum; needs at least 3 clients per round, the
     /// cohort is --min-updates, each phase waits up to --round-seconds). The
-    /// default hides the sample count (the history length it gave away).
-    #[arg(long, default_value = "hidden-count")]
+    /// default is secure: no single phone's update is ever seen (a test or a
+    /// demo with fewer phones per round takes hidden-count).
+    #[arg(long, default_value = "secure")]
     protection: String,
     /// The L2 bound of each upload under dp-<noise>.
     #[arg(long, default_value_t = 1.0)]

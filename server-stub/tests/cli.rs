@@ -34,11 +34,11 @@ fn serve_issue_token_and_tokens_file() {
         .unwrap();
     assert_eq!(model.status(), 200, "token from the tokens file");
     let (header, _) = fedmr_core::wire::ModelMessage::decode(&model.bytes().unwrap()).unwrap();
-    // The shipped default: clients hide their sample count (README, "What
-    // the server learns").
+    // The shipped default: secure aggregation (README, "What the server
+    // learns").
     assert_eq!(
         header.train.protection,
-        fedmr_core::privacy::Protection::preset("hidden-count", 1.0).unwrap()
+        fedmr_core::privacy::Protection::preset("secure", 1.0).unwrap()
     );
     child.kill().unwrap();
     child.wait().unwrap();

@@ -226,3 +226,62 @@ fn clients_lost_before_their_input_are_left_out_once_the_operator_moves_on() {
         kept.len()
     );
 }
+
+#[test]
+fn bad_and_out_of_turn_secure_messages_are_refused_and_change_nothing() {
+    let dir = TempDir::new("secure-round-refusals");
+    let server = start_training(&dir, secure_training(), |c| c.min_updates = 3);
+    let token = issue(&server, "phone-x");
+    let http = http();
+    let post = |path: &str, body: Vec<u8>| {
+        http.post(format!("{}{path}", server.url()))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let get = |path: &str| {
+        http.get(format!("{}{path}", server.url()))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Not a framed message; a plain update in a secure round.
+    assert_eq!(post("/v1/secagg/keys", b"junk".to_vec()), 400);
+    let update = fedmr_core::update::ModelUpdate {
+        samples: 1,
+        item_rows: fedmr_core::update::SparseRows {
+            ids: vec![],
+            values: ndarray::Array2::zeros((0, 8)),
+        },
+        dense: vec![0.0; server.core.snapshot().global.dense.num_params()],
+    };
+    assert_eq!(
+        post(
+            "/v1/updates",
+            UpdateMessage::new(1, 1, "k".into(), &update).encode()
+        ),
+        422
+    );
+    // Out of turn: no keys advertised yet, so nothing to fetch or to send.
+    assert_eq!(get("/v1/secagg/roster"), 409);
+    assert_eq!(get("/v1/secagg/inbox"), 409);
+    let advert = fedmr_core::secagg::ClientRound::new(1, &[1; 32]).advert();
+    let masked = fedmr_core::secagg::MaskedInput::new(1, 0, &[0; 4]);
+    use fedmr_core::wire::SecAggMessage;
+    assert_eq!(post("/v1/secagg/masked", masked.encode()), 409);
+    // Keys for another round are stale; the right ones wait for the cohort.
+    let mut stale = advert.clone();
+    stale.round = 7;
+    assert_eq!(post("/v1/secagg/keys", stale.encode()), 409);
+    assert_eq!(post("/v1/secagg/keys", advert.encode()), 202);
+    assert_eq!(get("/v1/secagg/roster"), 204);
+    // Other keys from the same client in the same round are refused.
+    let other = fedmr_core::secagg::ClientRound::new(1, &[2; 32]).advert();
+    assert_eq!(post("/v1/secagg/keys", other.encode()), 422);
+    assert_eq!(server.core.snapshot().version, 1);
+}

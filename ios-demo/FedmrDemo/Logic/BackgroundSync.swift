@@ -38,7 +38,10 @@ final class BackgroundSync {
             trained = false
         }
         let upload = try client.upload(remote: server)
+        // A secure round's update waits for other phones between phases:
+        // it stays pending and the job asks to run again.
+        let pending = Int(upload.remaining) + Int(upload.waiting)
         return SyncOutcome(synced: true, trained: trained, delivered: Int(upload.delivered),
-                           pending: Int(upload.remaining), retry: upload.remaining > 0)
+                           pending: pending, retry: pending > 0)
     }
 }

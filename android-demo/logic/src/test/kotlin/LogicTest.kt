@@ -35,6 +35,8 @@ class Server(binary: String) : AutoCloseable {
     private val process = ProcessBuilder(
         binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir.toString(),
         "--admin-token", "demo-admin", "--min-updates", "100",
+        // One phone: secure aggregation (the default) needs three per round.
+        "--protection", "hidden-count",
     ).redirectErrorStream(true).start()
     val url: String = process.inputStream.bufferedReader().readLine()!!.trim().substringAfterLast(' ')
 

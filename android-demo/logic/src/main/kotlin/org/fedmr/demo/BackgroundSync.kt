@@ -41,12 +41,15 @@ class BackgroundSync(
             false // nothing to learn from yet
         }
         val upload = client.upload(server)
+        // A secure round's update waits for other phones between phases:
+        // it stays pending and the job asks to run again.
+        val pending = upload.remaining.toInt() + upload.waiting.toInt()
         return SyncOutcome(
             synced = synced,
             trained = trained,
             delivered = upload.delivered.toInt(),
-            pending = upload.remaining.toInt(),
-            retry = upload.remaining > 0u,
+            pending = pending,
+            retry = pending > 0,
             note = upload.lastError ?: "ok",
         )
     }
