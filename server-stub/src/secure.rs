@@ -33,8 +33,7 @@ fn malformed(e: fedmr_core::Error) -> ServerError {
     ServerError::Malformed(e.to_string())
 }
 
-/// A message the protocol refused: the client's fault (422), or a client of
-/// an abandoned attempt (409 restart).
+/// A message the protocol refused: the client's fault (422).
 fn refused(e: fedmr_core::Error) -> ServerError {
     ServerError::Invalid(e.to_string())
 }
@@ -216,7 +215,7 @@ impl ServerCore {
             }
             Ok(false) => Ok(()),
             Err(e) if forced => {
-                tracing_note(&format!("secure round {} starts over: {e}", snap.version));
+                log_note(&format!("secure round {} starts over: {e}", snap.version));
                 open.secure = None;
                 Ok(())
             }
@@ -245,6 +244,6 @@ impl ServerCore {
 }
 
 /// The server logs to stderr; a round that starts over is worth a line.
-fn tracing_note(message: &str) {
+fn log_note(message: &str) {
     eprintln!("fedmr-server: {message}");
 }

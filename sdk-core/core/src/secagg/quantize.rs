@@ -43,7 +43,7 @@ impl Layout {
     }
 
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     fn rows_start(&self) -> usize {
