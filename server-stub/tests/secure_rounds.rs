@@ -285,3 +285,33 @@ fn bad_and_out_of_turn_secure_messages_are_refused_and_change_nothing() {
     assert_eq!(post("/v1/secagg/keys", other.encode()), 422);
     assert_eq!(server.core.snapshot().version, 1);
 }
+
+/// An app that trains again before its update is through (a background job
+/// runs train, then upload, every time) takes part once: the later update of
+/// the same round is dropped, the round completes.
+#[test]
+fn a_second_update_of_one_round_is_superseded_not_a_failure() {
+    let dir = TempDir::new("secure-round-twice");
+    let server = start_training(&dir, secure_training(), |c| c.min_updates = PHONES as u32);
+    let (phones, _) = trained_phones(&dir, &server);
+    let mut delivered = [0usize; PHONES];
+    let mut dropped = 0;
+    for pass in 0..8 {
+        for (p, phone) in phones.iter().enumerate() {
+            if delivered[p] == 1 {
+                continue;
+            }
+            if p == 0 && pass == 1 {
+                phone.client.train(&TrainOptions::default()).unwrap();
+                assert_eq!(phone.client.pending_uploads().unwrap().len(), 2);
+            }
+            let report = phone.client.upload(&phone.remote).unwrap();
+            delivered[p] += report.delivered;
+            dropped += report.dropped;
+        }
+    }
+    assert_eq!(delivered, [1; PHONES]);
+    assert_eq!(dropped, 1, "the second update of phone 0");
+    assert_eq!(server.core.snapshot().version, 2);
+    assert!(phones[0].client.pending_uploads().unwrap().is_empty());
+}

@@ -236,3 +236,63 @@ fn client_state_survives_encoding_between_phases() {
     }
     assert_eq!(server.finish().unwrap().0, vec![6; 6]);
 }
+
+/// Random cohorts, degrees and losses: the round unmasks exactly the sum of
+/// the inputs sent whenever every secret it needs has a threshold of
+/// answering holders, and refuses to finish otherwise.
+#[test]
+fn random_rounds_unmask_exactly_when_enough_holders_answer() {
+    let mut rng = crate::rng::Rng::new(17);
+    let (mut finished, mut refused) = (0, 0);
+    for _ in 0..40 {
+        let n = 3 + rng.below(30) as usize;
+        let neighbours = 2 + rng.below(14) as u32;
+        let len = 1 + rng.below(20) as usize;
+        // Some never send their input; some send it and never answer.
+        let lost: Vec<usize> = (0..n).filter(|_| rng.below(8) == 0).collect();
+        let silent: Vec<usize> = (0..n)
+            .filter(|c| !lost.contains(c) && rng.below(6) == 0)
+            .collect();
+        let (n32, degree) = (n as u32, super::degree(n as u32, neighbours));
+        let t = super::threshold(degree) as usize;
+        // Honest clients refuse a request with fewer survivors than that.
+        if n - lost.len() < t.max(3) {
+            continue;
+        }
+        let mut run = run_to_unmask(n, neighbours, len, &lost);
+        let mut quiet = lost.clone();
+        quiet.extend(&silent);
+        answer(&mut run, &quiet);
+        // Whether the graph leaves every needed secret a threshold of
+        // answering holders.
+        let answering = |i: u32| {
+            let id = run
+                .ids
+                .iter()
+                .position(|x| run.server.index_of(x) == Some(i))
+                .unwrap();
+            !quiet.contains(&id)
+        };
+        let enough = (0..n32).all(|i| {
+            super::neighbours(n32, degree, i)
+                .into_iter()
+                .filter(|&j| answering(j))
+                .count()
+                >= t
+        });
+        assert_eq!(run.server.can_finish(), enough, "n {n} k {degree}");
+        if enough {
+            let (sum, survivors) = run.server.finish().unwrap();
+            assert_eq!(survivors, n - lost.len());
+            assert_eq!(sum, expected_sum(n, len, &lost));
+            finished += 1;
+        } else {
+            assert!(run.server.finish().is_err());
+            refused += 1;
+        }
+    }
+    assert!(
+        finished > 5 && refused > 2,
+        "both outcomes covered: {finished} / {refused}"
+    );
+}

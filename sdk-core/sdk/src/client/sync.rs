@@ -224,15 +224,31 @@ impl Client {
             .as_ref()
             .and_then(|m| Some((m, m.train.protection.secure_aggregation?)));
         if let Some((model, config)) = secure {
+            let mut rounds = std::collections::HashSet::new();
             for (index, update) in self.store.pending_updates()?.iter().enumerate() {
-                let outcome = match self.secure_upload(remote, update, model, config) {
+                // One update per client takes part in a secure round (the
+                // server knows the client by its keys): a later one trained
+                // for the same round is superseded by the one already in.
+                let outcome = if !rounds.insert(update.base_version) {
+                    Ok(SecureOutcome::Dropped(format!(
+                        "an earlier update takes part in secure round {}",
+                        update.base_version
+                    )))
+                } else {
+                    self.secure_upload(remote, update, model, config)
+                };
+                let outcome = match outcome {
                     Err(Error::Network(why)) => {
                         report.remaining = self.store.pending_updates()?.len() - index;
                         report.last_error = Some(why);
                         return Ok(report);
                     }
-                    other => other?,
-                };
+                    // The server's messages do not fit this update's state
+                    // (a roster without its keys, a share that does not
+                    // open): it cannot take part in this round.
+                    Err(Error::InvalidMessage(why)) => Ok(SecureOutcome::Dropped(why)),
+                    other => other,
+                }?;
                 match outcome {
                     SecureOutcome::Delivered { bytes } => {
                         report.delivered += 1;
