@@ -224,22 +224,34 @@ impl ServerCore {
     }
 
     /// Unmasks the sum, folds it into the round's aggregate and closes the
-    /// round as a plain one closes.
+    /// round as a plain one closes. A sum that cannot be unmasked or used
+    /// (a client revealed bad shares, or masked garbage) starts the round
+    /// over rather than leaving it stuck.
     fn finish_secure(&self, open: &mut OpenRound, snap: &Snapshot) -> Result<(), ServerError> {
         let config = snap
             .train
             .protection
             .secure_aggregation
             .expect("a secure round's model asks for it");
-        let state = open.secure.as_mut().expect("checked by the caller");
-        let (sum, survivors) = state.round.finish()?;
-        let layout = Layout::of(&snap.global);
-        let sums = dequantize(&sum, survivors, &layout, &config.fixed_point())?;
-        let mut aggregator = new_aggregator(snap, &self.config);
-        aggregator.add_unmasked(&snap.global, &sums)?;
-        open.aggregator = aggregator;
-        open.secure = None;
-        self.close(open, snap)
+        let state = open.secure.take().expect("checked by the caller");
+        let mut round = state.round;
+        let unmasked = round.finish().and_then(|(sum, survivors)| {
+            let layout = Layout::of(&snap.global);
+            let sums = dequantize(&sum, survivors, &layout, &config.fixed_point())?;
+            let mut aggregator = new_aggregator(snap, &self.config);
+            aggregator.add_unmasked(&snap.global, &sums)?;
+            Ok(aggregator)
+        });
+        match unmasked {
+            Ok(aggregator) => {
+                open.aggregator = aggregator;
+                self.close(open, snap)
+            }
+            Err(e) => {
+                log_note(&format!("secure round {} starts over: {e}", snap.version));
+                Ok(())
+            }
+        }
     }
 }
 

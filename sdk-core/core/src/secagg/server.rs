@@ -414,14 +414,14 @@ impl ServerRound {
         let request = self.request.clone().expect("checked");
         let roster = self.roster_ref().clone();
         let (n, t) = (roster.cohort, roster.threshold as usize);
-        let mut sum = std::mem::take(&mut self.masked_sum);
+        // Every secret first: a failure leaves the masked sum as it was.
+        let mut masks: Vec<([u8; 32], bool)> = Vec::new();
         for &owner in &request.survivors {
             let commitment = roster.members[owner as usize].1.self_mask_commitment;
             let seed = recover(&self.self_mask_shares[&owner], t, |s| {
                 <[u8; 32]>::from(Sha256::digest(s)) == commitment
             })?;
-            KeyStream::new(&crypto::derive(&seed, "self mask", self.round))
-                .apply_mask(&mut sum, false);
+            masks.push((crypto::derive(&seed, "self mask", self.round), false));
         }
         for &dropped in &request.dropped {
             let public = roster.members[dropped as usize].1.mask_key;
@@ -433,9 +433,13 @@ impl ServerRound {
                 if request.survivors.binary_search(&j).is_ok() {
                     let theirs = &roster.members[j as usize].1.mask_key;
                     let key = crypto::agree(&secret, theirs, "pairwise mask", self.round)?;
-                    KeyStream::new(&key).apply_mask(&mut sum, j > dropped);
+                    masks.push((key, j > dropped));
                 }
             }
+        }
+        let mut sum = std::mem::take(&mut self.masked_sum);
+        for (key, add) in masks {
+            KeyStream::new(&key).apply_mask(&mut sum, add);
         }
         self.phase = Phase::Done;
         Ok((sum, request.survivors.len()))

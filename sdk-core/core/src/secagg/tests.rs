@@ -296,3 +296,31 @@ fn random_rounds_unmask_exactly_when_enough_holders_answer() {
         "both outcomes covered: {finished} / {refused}"
     );
 }
+
+/// A client that reveals wrong shares cannot make the server unmask a wrong
+/// sum: rebuilt secrets are checked against their commitments and public
+/// keys, other holders' shares are tried, and a failure keeps the sum.
+#[test]
+fn wrong_revealed_shares_are_caught_by_the_commitments() {
+    let (n, len) = (8, 12);
+    let mut run = run_to_unmask(n, 8, len, &[]);
+    let request = run.server.unmask_request().unwrap().clone();
+    for (c, (id, client)) in run.ids.iter().zip(&mut run.clients).enumerate() {
+        let mut response = client.unmask(&request).unwrap();
+        if c == 0 {
+            for (_, share) in &mut response.self_mask_shares {
+                share.y[2] ^= 1;
+            }
+        }
+        run.server.add_unmask(id, response).unwrap();
+        if c == 4 {
+            // Five answers: the other answerers' seeds have four shares each,
+            // the threshold, one of them a lie.
+            assert!(run.server.can_finish());
+            assert!(run.server.finish().is_err());
+            assert_eq!(run.server.masked_sum.len(), len, "the sum is kept");
+        }
+    }
+    let (sum, _) = run.server.finish().unwrap();
+    assert_eq!(sum, expected_sum(n, len, &[]));
+}

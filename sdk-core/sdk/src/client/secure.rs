@@ -59,17 +59,22 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// A GET's body when the answer is 200.
-    fn get_raw(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+    /// A GET of `path` with the client's token (retried like every request).
+    fn send_get(&self, path: &str) -> Result<reqwest::blocking::Response> {
         let http = http()?;
         let url = self.remote.url(path);
-        let response = with_retries(self.remote, || {
+        with_retries(self.remote, || {
             send(|| {
                 http.get(&url)
                     .timeout(self.remote.timeout)
                     .header(AUTHORIZATION, format!("Bearer {}", self.remote.token))
             })
-        })?;
+        })
+    }
+
+    /// A GET's body when the answer is 200.
+    fn get_raw(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        let response = self.send_get(path)?;
         if response.status() != StatusCode::OK {
             return Ok(None);
         }
@@ -80,15 +85,7 @@ impl Session<'_> {
     }
 
     fn get<T: SecAggMessage>(&mut self, path: &str) -> Result<Fetched<T>> {
-        let http = http()?;
-        let url = self.remote.url(path);
-        let response = with_retries(self.remote, || {
-            send(|| {
-                http.get(&url)
-                    .timeout(self.remote.timeout)
-                    .header(AUTHORIZATION, format!("Bearer {}", self.remote.token))
-            })
-        })?;
+        let response = self.send_get(path)?;
         match response.status() {
             StatusCode::OK => {
                 let body = response
