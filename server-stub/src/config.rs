@@ -38,6 +38,13 @@ pub struct ServerConfig {
     pub max_samples: u64,
     /// Bearer token of admin calls (issuing client tokens).
     pub admin_token: String,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection on which nothing arrives for this long is closed (a
+    /// client stalled mid-request, or an idle keep-alive).
+    pub idle_timeout: Duration,
+    /// The longest a request body may take to arrive (408 after).
+    pub body_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -53,6 +60,9 @@ impl ServerConfig {
             server_step: ServerStep::Plain { lr: 1.0 },
             max_samples: 10_000,
             admin_token: admin_token.into(),
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(120),
         }
     }
 

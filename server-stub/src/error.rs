@@ -15,6 +15,8 @@ pub enum ServerError {
     NormTooLarge { norm: f32, bound: f32 },
     #[error("body of {0} bytes or more exceeds the limit")]
     TooLarge(usize),
+    #[error("the request body took longer than {0:?}")]
+    Timeout(std::time::Duration),
     #[error("missing or unknown token")]
     Unauthorized,
     #[error("not found: {0}")]
@@ -38,6 +40,7 @@ impl ServerError {
             ServerError::Invalid(_) => "invalid",
             ServerError::NormTooLarge { .. } => "norm",
             ServerError::TooLarge(_) => "too_large",
+            ServerError::Timeout(_) => "timeout",
             ServerError::Unauthorized => "unauthorized",
             ServerError::NotFound(_) => "not_found",
             ServerError::Restart(_) => "secagg_restart",
@@ -54,6 +57,7 @@ impl ServerError {
             ServerError::Stale(_) | ServerError::AlreadySubmitted(_) | ServerError::Restart(_) => {
                 409
             }
+            ServerError::Timeout(_) => 408,
             ServerError::TooLarge(_) => 413,
             ServerError::Invalid(_) | ServerError::NormTooLarge { .. } => 422,
             ServerError::Internal(_) => 500,

@@ -152,12 +152,42 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ServerError> {
     Ok(kept.into())
 }
 
+/// Reads the body of a caller `who` has accepted, within the body timeout.
+/// A refused caller's body is drained unread, so that it still gets its
+/// answer (a 401, not a connection cut mid-upload) and the server never
+/// holds the bytes of someone without a token.
+async fn checked_body<T>(
+    core: &ServerCore,
+    who: Result<T, ServerError>,
+    body: Body,
+    limit: usize,
+) -> Result<(T, Bytes), ServerError> {
+    let timeout = core.config.body_timeout;
+    let who = match who {
+        Ok(who) => who,
+        Err(e) => {
+            let _ = tokio::time::timeout(timeout, read_body(body, 0)).await;
+            return Err(e);
+        }
+    };
+    let bytes = tokio::time::timeout(timeout, read_body(body, limit))
+        .await
+        .map_err(|_| ServerError::Timeout(timeout))??;
+    Ok((who, bytes))
+}
+
+fn admin(core: &ServerCore, headers: &HeaderMap) -> Result<(), ServerError> {
+    if is_admin(bearer(headers), &core.config.admin_token) {
+        Ok(())
+    } else {
+        Err(ServerError::Unauthorized)
+    }
+}
+
 async fn updates(State(core): Core, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        // The body is read before the token is checked, so that a refused
-        // client gets its 401 rather than a connection cut mid-upload.
-        let bytes = read_body(body, core.config.max_body_bytes).await?;
-        let client = client_of(&core, &headers)?;
+        let who = client_of(&core, &headers);
+        let (client, bytes) = checked_body(&core, who, body, core.config.max_body_bytes).await?;
         let len = bytes.len();
         let worker = core.clone();
         // SQLite and aggregation are blocking work.
@@ -191,10 +221,8 @@ async fn updates(State(core): Core, headers: HeaderMap, body: Body) -> Response 
 
 async fn issue_client(State(core): Core, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let bytes = read_body(body, 1024).await?;
-        if !is_admin(bearer(&headers), &core.config.admin_token) {
-            return Err(ServerError::Unauthorized);
-        }
+        let who = admin(&core, &headers);
+        let ((), bytes) = checked_body(&core, who, body, 1024).await?;
         let id = std::str::from_utf8(&bytes)
             .map_err(|_| ServerError::BadRequest("client id must be UTF-8".into()))?
             .to_string();
@@ -219,8 +247,8 @@ async fn secagg_post(
     step: fn(&ServerCore, &str, &[u8]) -> Result<bool, ServerError>,
 ) -> Response {
     let result = async {
-        let bytes = read_body(body, core.config.max_body_bytes).await?;
-        let client = client_of(&core, &headers)?;
+        let who = client_of(&core, &headers);
+        let (client, bytes) = checked_body(&core, who, body, core.config.max_body_bytes).await?;
         let len = bytes.len();
         let worker = core.clone();
         let closed = tokio::task::spawn_blocking(move || step(&worker, &client, &bytes))
@@ -304,10 +332,8 @@ async fn secagg_unmask_request(State(core): Core, headers: HeaderMap) -> Respons
 
 async fn secagg_advance(State(core): Core, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        read_body(body, 1024).await?;
-        if !is_admin(bearer(&headers), &core.config.admin_token) {
-            return Err(ServerError::Unauthorized);
-        }
+        let who = admin(&core, &headers);
+        checked_body(&core, who, body, 1024).await?;
         let worker = core.clone();
         tokio::task::spawn_blocking(move || worker.secagg_advance())
             .await

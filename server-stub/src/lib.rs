@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+mod limits;
 pub mod metrics;
 pub mod observer;
 pub mod rounds;
@@ -53,6 +54,11 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let listener = limits::CappedListener::new(
+        listener,
+        core.config.max_connections,
+        core.config.idle_timeout,
+    );
     let result = axum::serve(listener, http::router(core))
         .with_graceful_shutdown(shutdown)
         .await;

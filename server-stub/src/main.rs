@@ -200,6 +200,15 @@ struct ServeArgs {
     /// average (with --protection hidden-count every update weighs one).
     #[arg(long, default_value_t = 10_000)]
     max_samples: u64,
+    /// Open connections at most (more wait in the kernel's backlog).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds without a byte from a client before its connection is closed.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// Seconds a request body may take to arrive (408 after).
+    #[arg(long, default_value_t = 120)]
+    body_seconds: u64,
     /// clip or reject updates above --norm-bound.
     #[arg(long, default_value = "reject")]
     norm_policy: String,
@@ -225,6 +234,9 @@ fn open_core(args: &ServeArgs) -> Result<ServerCore, String> {
         norm_bound: args.norm_bound,
         norm_policy,
         max_samples: args.max_samples,
+        max_connections: args.max_connections,
+        idle_timeout: std::time::Duration::from_secs(args.idle_seconds.max(1)),
+        body_timeout: std::time::Duration::from_secs(args.body_seconds.max(1)),
         server_step: ServerStep::Plain { lr: 1.0 },
         ..ServerConfig::new(&args.data_dir, &args.admin_token)
     };
