@@ -13,6 +13,7 @@ use fedmr_core::train::TrainConfig;
 use fedmr_core::wire::UpdateMessage;
 use fedmr_sdk::{Client, ClientConfig, Interaction, InteractionKind, Remote, TrainOptions};
 use fedmr_server::RunningServer;
+use fedmr_test_support::max_difference;
 
 const PHONES: usize = 10;
 
@@ -75,23 +76,6 @@ fn plain_aggregate(base: &GlobalModel, updates: &[UpdateMessage], cap: u64) -> G
         &mut ServerOptimizer::new(&ServerStep::Plain { lr: 1.0 }),
     );
     next
-}
-
-fn max_difference(a: &GlobalModel, b: &GlobalModel) -> f32 {
-    let dense = a
-        .dense
-        .flatten()
-        .into_iter()
-        .zip(b.dense.flatten())
-        .map(|(x, y)| (x - y).abs());
-    let rows = a
-        .items
-        .0
-        .0
-        .iter()
-        .zip(b.items.0.0.iter())
-        .map(|(x, y)| (x - y).abs());
-    dense.chain(rows).fold(0.0, f32::max)
 }
 
 fn secure_states(db: &std::path::Path) -> i64 {

@@ -3,14 +3,13 @@
 //! clients vanish after uploading.
 
 use fedmr_core::aggregate::{Aggregator, ServerOptimizer, ServerStep};
-use fedmr_core::model::params::Tensors;
 use fedmr_core::model::{Backbone, GlobalModel};
 use fedmr_core::secagg::{
     ClientRound, Layout, SecureAggregation, ServerRound, dequantize, normalised_weight, quantize,
 };
 use fedmr_core::train::TrainConfig;
 use fedmr_core::update::ModelUpdate;
-use fedmr_test_support::Fixture;
+use fedmr_test_support::{Fixture, max_difference};
 
 fn trained_updates(fx: &Fixture, users: usize) -> Vec<ModelUpdate> {
     let config = TrainConfig {
@@ -91,19 +90,6 @@ fn plain_model(fx: &Fixture, updates: &[ModelUpdate], sample_cap: u64) -> Global
     updates.iter().for_each(|u| agg.add(&fx.global, u).unwrap());
     agg.apply(&mut next, &mut step());
     next
-}
-
-fn max_difference(a: &GlobalModel, b: &GlobalModel) -> f32 {
-    let (da, db) = (a.dense.flatten(), b.dense.flatten());
-    let dense = da.iter().zip(&db).map(|(x, y)| (x - y).abs());
-    let rows = a
-        .items
-        .0
-        .0
-        .iter()
-        .zip(b.items.0.0.iter())
-        .map(|(x, y)| (x - y).abs());
-    dense.chain(rows).fold(0.0, f32::max)
 }
 
 #[test]

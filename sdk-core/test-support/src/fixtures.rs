@@ -126,3 +126,15 @@ impl Fixture {
         )
     }
 }
+
+/// The largest absolute difference between two models' parameters (dense
+/// and item table): how far one aggregation path is from another.
+pub fn max_difference(a: &GlobalModel, b: &GlobalModel) -> f32 {
+    use fedmr_core::model::params::Tensors;
+    let (da, db) = (a.dense.flatten(), b.dense.flatten());
+    let dense = da.iter().zip(&db).map(|(x, y)| (x - y).abs());
+    let rows = a.items.0.0.iter().zip(b.items.0.0.iter());
+    dense
+        .chain(rows.map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f32::max)
+}

@@ -8,7 +8,8 @@ mod temp_dir;
 mod timing;
 
 pub use fixtures::{
-    Fixture, catalog, catalog_message, config, global, item_key, model_message, small_dataset,
+    Fixture, catalog, catalog_message, config, global, item_key, max_difference, model_message,
+    small_dataset,
 };
 pub use paths::{models_dir, repo_root};
 pub use temp_dir::TempDir;
