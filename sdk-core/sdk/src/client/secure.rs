@@ -173,9 +173,18 @@ impl Client {
             )));
         }
         let layout = Layout::of(&model.global);
-        let update = UpdateMessage::decode(&pending.payload)?.to_update(model.global.dim())?;
-        let weight = normalised_weight(model.config.backbone, update.samples, config.sample_cap);
-        let input = quantize(&update, weight, &layout, &config.fixed_point())?.values;
+        // Quantised only by a step that masks it: a call that finds its
+        // phase still waiting does not decode the update at all.
+        let quantized = || -> Result<Vec<u32>> {
+            let update = UpdateMessage::decode(&pending.payload)?.to_update(model.global.dim())?;
+            let weight =
+                normalised_weight(model.config.backbone, update.samples, config.sample_cap);
+            Ok(quantize(&update, weight, &layout, &config.fixed_point())?.values)
+        };
+        let input = Input {
+            len: layout.len(),
+            quantized: &quantized,
+        };
         let mut session = Session {
             client: self,
             remote,
@@ -245,6 +254,12 @@ impl Client {
     }
 }
 
+/// The update as the round's vector: its length, and the vector on demand.
+struct Input<'a> {
+    len: usize,
+    quantized: &'a dyn Fn() -> Result<Vec<u32>>,
+}
+
 enum Step {
     Next,
     Wait,
@@ -290,12 +305,12 @@ fn post_shares(session: &mut Session<'_>, batch: ShareBatch) -> Result<Step> {
 fn session_masked(
     session: &mut Session<'_>,
     state: &mut ClientRound,
-    input: &[u32],
+    input: &Input<'_>,
     config: &SecureAggregation,
 ) -> Result<Step> {
     match session.get::<ShareBatch>("/v1/secagg/inbox")? {
         Fetched::Ready(inbox) => {
-            let masked = state.mask(&inbox, input)?;
+            let masked = state.mask(&inbox, &(input.quantized)()?)?;
             session.save(state)?;
             send_masked(session, state, masked.encode(), Step::Next)
         }
@@ -306,7 +321,7 @@ fn session_masked(
                 .roster()
                 .cloned()
                 .expect("the shares phase has a roster");
-            let batch = state.share(&roster, config, input.len())?;
+            let batch = state.share(&roster, config, input.len)?;
             match post_shares(session, batch)? {
                 Step::Next => Ok(Step::Wait),
                 other => Ok(other),
@@ -321,7 +336,7 @@ fn session_masked(
 fn session_unmask(
     session: &mut Session<'_>,
     state: &mut ClientRound,
-    input: &[u32],
+    input: &Input<'_>,
 ) -> Result<Step> {
     match session.get::<UnmaskRequest>("/v1/secagg/unmask")? {
         Fetched::Ready(request) => {
@@ -340,7 +355,7 @@ fn session_unmask(
             let Fetched::Ready(inbox) = session.get::<ShareBatch>("/v1/secagg/inbox")? else {
                 return Ok(Step::Restart);
             };
-            let masked = state.mask(&inbox, input)?;
+            let masked = state.mask(&inbox, &(input.quantized)()?)?;
             send_masked(session, state, masked.encode(), Step::Wait)
         }
         Fetched::Restart => Ok(Step::Restart),
