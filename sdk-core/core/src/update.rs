@@ -12,6 +12,11 @@ use crate::model::{DenseParams, GlobalModel};
 /// overflowing the aggregate and the model.
 pub const MAX_UPDATE_VALUE: f32 = 1e6;
 
+/// The server's default bound on an update's L2 norm (dense change and
+/// item rows together), above which it is clipped. Derived from honest
+/// updates' measured norms (README, "Hostile clients").
+pub const DEFAULT_NORM_BOUND: f32 = 50.0;
+
 /// A client's change of the global model after one local round.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelUpdate {
