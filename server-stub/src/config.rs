@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fedmr_core::aggregate::ServerStep;
+use fedmr_core::aggregate::{Combine, ServerStep};
 use serde::{Deserialize, Serialize};
+
+use crate::db::Durability;
 
 /// What to do with an update whose L2 norm is above the bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,14 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// The longest a request body may take to arrive (408 after).
     pub body_timeout: Duration,
+    /// How commits reach the disk (`synchronous` NORMAL or FULL).
+    pub durability: Durability,
+    /// How a round's updates are combined: the weighted mean, or a robust
+    /// rule against poisoning (needs each update: not with secure aggregation).
+    pub combine: Combine,
+    /// Clip each update's change of any one item row to this multiple of
+    /// the round's median row change (poisoning: README, "Hostile clients").
+    pub row_clip: Option<f32>,
 }
 
 impl ServerConfig {
@@ -55,14 +65,17 @@ impl ServerConfig {
             min_floor: 1,
             round_duration: Duration::from_secs(3600),
             max_body_bytes: 8 << 20,
-            norm_bound: None,
-            norm_policy: NormPolicy::Reject,
+            norm_bound: Some(fedmr_core::update::DEFAULT_NORM_BOUND),
+            norm_policy: NormPolicy::Clip,
             server_step: ServerStep::Plain { lr: 1.0 },
             max_samples: 10_000,
             admin_token: admin_token.into(),
             max_connections: 1024,
             idle_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(120),
+            durability: Durability::Normal,
+            combine: Combine::Mean,
+            row_clip: None,
         }
     }
 

@@ -60,8 +60,32 @@ pub struct StoredModel {
     pub optimizer: Vec<u8>,
 }
 
+/// How hard a commit is pushed to the disk before it is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = NORMAL` under WAL: a commit survives the process being
+    /// killed; an OS crash or power loss can lose the last commits.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: the WAL is synced at every commit, so an
+    /// acknowledged update survives power loss too (one fsync per update).
+    Full,
+}
+
+impl Durability {
+    pub fn parse(s: &str) -> Result<Durability, String> {
+        match s {
+            "normal" => Ok(Durability::Normal),
+            "full" => Ok(Durability::Full),
+            other => Err(format!("durability must be normal or full, got {other:?}")),
+        }
+    }
+}
+
 pub struct ServerDb {
     conn: Connection,
+    /// The file did not exist before this open: a new federation.
+    pub fresh: bool,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -72,21 +96,101 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl ServerDb {
-    pub fn open(path: &Path) -> Result<ServerDb, ServerError> {
-        let mut conn = Connection::open(path)?;
+    /// Opens (or, if there is no file, creates) the store. An existing file
+    /// is checked page by page first: a damaged one is refused, never
+    /// repaired or replaced behind the operator's back.
+    pub fn open(path: &Path, durability: Durability) -> Result<ServerDb, ServerError> {
+        let fresh = !path.exists();
+        let damaged = |e: rusqlite::Error| {
+            ServerError::Damaged(format!(
+                "{}: {e} (restore a backup with `fedmr-server init --from-backup`)",
+                path.display()
+            ))
+        };
+        let mut conn = Connection::open(path).map_err(damaged)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "wal")?;
+        if !fresh {
+            // Checked before anything is written: an existing file that was
+            // never initialised (a first start killed at once, or all of it
+            // in a WAL that is gone) is not quietly made into a new store.
+            let schema: u32 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(damaged)?;
+            if schema == 0 {
+                return Err(ServerError::Damaged(format!(
+                    "{} exists but holds no schema and no published model: a first start \
+                     that was interrupted, or its WAL was lost. Move it aside and run \
+                     `fedmr-server init`, or restore a backup with `fedmr-server init --from-backup`",
+                    path.display()
+                )));
+            }
+        }
+        conn.pragma_update(None, "journal_mode", "wal")
+            .map_err(damaged)?;
         // NORMAL under WAL: a commit survives the process being killed
-        // (SIGKILL), which is the durability a 202 promises; only an OS
-        // crash or power loss can lose the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // (SIGKILL), which is the durability a 202 promises; FULL adds
+        // power loss (README, "Durability").
+        let synchronous = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        if !fresh {
+            let verdict: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(damaged)?;
+            if verdict != "ok" {
+                return Err(ServerError::Damaged(format!(
+                    "{}: the integrity check says {verdict:?} (restore a backup with \
+                     `fedmr-server init --from-backup`)",
+                    path.display()
+                )));
+            }
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(damaged)?;
         fedmr_sqlite::migrate(&tx, MIGRATIONS).map_err(|e| match e {
-            MigrateError::Sqlite(e) => ServerError::from(e),
-            other => ServerError::Internal(format!("server database: {other}")),
+            MigrateError::Sqlite(e) => damaged(e),
+            other => ServerError::Damaged(format!("{}: {other}", path.display())),
         })?;
         tx.commit()?;
-        Ok(ServerDb { conn })
+        Ok(ServerDb { conn, fresh })
+    }
+
+    /// `PRAGMA synchronous` as SQLite reports it (1 NORMAL, 2 FULL).
+    pub fn synchronous(&self) -> Result<i64, ServerError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    }
+
+    /// Copies the store at `from` to `to` with SQLite's online backup: a
+    /// running server keeps serving (WAL lets the copy read a consistent
+    /// snapshot beside it). The copy is checked before this returns.
+    pub fn backup(from: &Path, to: &Path) -> Result<(), ServerError> {
+        if to.exists() {
+            return Err(ServerError::BadRequest(format!(
+                "{} exists; give a new file",
+                to.display()
+            )));
+        }
+        let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| ServerError::NotFound(format!("{}: {e}", from.display())))?;
+        src.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut dst = Connection::open(to)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+            backup.run_to_completion(256, std::time::Duration::ZERO, None)?;
+        }
+        let verdict: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict != "ok" {
+            return Err(ServerError::Damaged(format!(
+                "the copy {} fails its integrity check: {verdict}",
+                to.display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn catalog(&self) -> Result<Option<(u64, Vec<u8>)>, ServerError> {
@@ -171,9 +275,21 @@ impl ServerDb {
         Ok(rows)
     }
 
+    /// (client, idempotency key) of every update of `round`.
+    pub fn keys_of(&self, round: u64) -> Result<Vec<(String, String)>, ServerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT client, idempotency_key FROM updates WHERE round = ?1")?;
+        let rows = stmt
+            .query_map([round as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Closes `round` atomically: the new model and optimiser state are
-    /// stored, the round's updates deleted, older models pruned (the last
-    /// two versions stay).
+    /// stored, the round's updates emptied to their keys (a late retry is
+    /// told it was counted, also after a restart), older rounds' deleted,
+    /// older models pruned (the last two versions stay).
     pub fn close_round(&mut self, round: u64, next: &StoredModel) -> Result<(), ServerError> {
         let tx = self
             .conn
@@ -182,7 +298,11 @@ impl ServerDb {
             "INSERT INTO models (version, bytes, optimizer, created_ms) VALUES (?1, ?2, ?3, ?4)",
             params![next.version as i64, next.bytes, next.optimizer, now_ms()],
         )?;
-        tx.execute("DELETE FROM updates WHERE round = ?1", [round as i64])?;
+        tx.execute(
+            "UPDATE updates SET payload = zeroblob(0) WHERE round = ?1",
+            [round as i64],
+        )?;
+        tx.execute("DELETE FROM updates WHERE round < ?1", [round as i64])?;
         tx.execute(
             "DELETE FROM models WHERE version < ?1",
             [next.version as i64 - 1],

@@ -28,6 +28,9 @@ pub enum ServerError {
     BadRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store exists but cannot be trusted; the server refuses to start.
+    #[error("damaged store: {0}")]
+    Damaged(String),
 }
 
 impl ServerError {
@@ -46,6 +49,7 @@ impl ServerError {
             ServerError::Restart(_) => "secagg_restart",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::Internal(_) => "internal",
+            ServerError::Damaged(_) => "damaged",
         }
     }
 
@@ -60,7 +64,7 @@ impl ServerError {
             ServerError::Timeout(_) => 408,
             ServerError::TooLarge(_) => 413,
             ServerError::Invalid(_) | ServerError::NormTooLarge { .. } => 422,
-            ServerError::Internal(_) => 500,
+            ServerError::Internal(_) | ServerError::Damaged(_) => 500,
         }
     }
 }

@@ -10,10 +10,12 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod items_file;
 mod limits;
 pub mod metrics;
 pub mod observer;
 pub mod rounds;
+pub mod seal;
 mod secure;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ use fedmr_core::train::TrainConfig;
 use fedmr_core::wire::CatalogMessage;
 
 pub use config::{NormPolicy, ServerConfig};
+pub use db::Durability;
 pub use error::ServerError;
 pub use observer::UploadObserver;
 pub use rounds::{Genesis, ServerCore};

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use fedmr_core::aggregate::{Aggregator, ServerOptimizer};
+use fedmr_core::aggregate::{AggregationRule, Aggregator, ServerOptimizer};
 use fedmr_core::codec;
 use fedmr_core::model::{GlobalModel, ModelConfig};
 use fedmr_core::train::TrainConfig;
@@ -23,6 +23,7 @@ use crate::db::{ServerDb, StoredModel, now_ms};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
 use crate::observer::UploadObserver;
+use crate::seal;
 use crate::secure::SecureState;
 
 /// A published message with its ETag (the hex sha256 of its body).
@@ -63,6 +64,9 @@ pub(crate) struct OpenRound {
     pub(crate) aggregator: Aggregator,
     /// Idempotency key of each client's update in this round.
     submitted: HashMap<String, String>,
+    /// The last closed round and its clients' keys: a retry whose answer
+    /// was lost, arriving after the round closed, is told it was counted.
+    closed: (u64, HashMap<String, String>),
     deadline: Instant,
     deadline_ms: u64,
     optimizer: ServerOptimizer,
@@ -111,36 +115,56 @@ impl ServerCore {
     ) -> Result<ServerCore, ServerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServerError::Internal(format!("{}: {e}", config.data_dir.display())))?;
-        let mut db = ServerDb::open(&config.db_path())?;
+        let path = config.db_path();
+        let mut db = ServerDb::open(&path, config.durability)?;
         if db.latest_model()?.is_none() {
-            let g = genesis()?;
-            let (catalog_bytes, catalog_digest) = g.catalog.encode();
-            let model = ModelMessage::from_model(
-                1,
-                (g.catalog.version, catalog_digest),
-                &g.config,
-                &g.train,
-                &g.global,
-            );
-            let optimizer = ServerOptimizer::new(&config.server_step);
-            db.initialize(
-                g.catalog.version,
-                &catalog_bytes,
-                &StoredModel {
-                    version: 1,
-                    bytes: model.encode(),
-                    optimizer: codec::encode(&optimizer),
-                },
-            )?;
+            if !db.fresh {
+                return Err(ServerError::Damaged(format!(
+                    "{} exists but holds no published model: a first start that was \
+                     interrupted, or its WAL was lost. Move it aside and run \
+                     `fedmr-server init`, or restore a backup with `fedmr-server init --from-backup`",
+                    path.display()
+                )));
+            }
+            if let Err(e) = initialize(&mut db, &config, genesis) {
+                drop(db);
+                seal::remove_store(&path);
+                return Err(e);
+            }
         }
-        let (catalog_version, catalog_bytes) = db
-            .catalog()?
-            .ok_or_else(|| ServerError::Internal("database has a model but no catalog".into()))?;
+        let (catalog_version, catalog_bytes) = db.catalog()?.ok_or_else(|| {
+            ServerError::Damaged(format!("{}: a model but no catalog", path.display()))
+        })?;
         let stored = db.latest_model()?.expect("initialised above");
-        let (header, global) = ModelMessage::decode(&stored.bytes)?;
-        let optimizer: ServerOptimizer = codec::decode(&stored.optimizer, "optimizer state")?;
+        if let Some(sealed) = seal::read(&path)?
+            && stored.version < sealed
+        {
+            return Err(ServerError::Damaged(format!(
+                "{}: its newest model is version {} but version {sealed} was published \
+                 (its WAL was lost or cut, or an older copy was put back): the rounds \
+                 since and their acknowledged updates are gone. Restore the newest \
+                 backup with `fedmr-server init --from-backup`, or accept the loss by \
+                 deleting {}",
+                path.display(),
+                stored.version,
+                seal::path(&path).display()
+            )));
+        }
+        seal::write(&path, stored.version)
+            .map_err(|e| ServerError::Internal(format!("{}: {e}", seal::path(&path).display())))?;
+        let unreadable = |what: &str, e: fedmr_core::Error| {
+            ServerError::Damaged(format!(
+                "{}: the stored {what} does not decode: {e}",
+                path.display()
+            ))
+        };
+        let (header, global) =
+            ModelMessage::decode(&stored.bytes).map_err(|e| unreadable("model", e))?;
+        let optimizer: ServerOptimizer = codec::decode(&stored.optimizer, "optimizer state")
+            .map_err(|e| unreadable("optimizer state", e))?;
         // The frame and the body's digest are checked, not the whole catalog decoded.
-        let (_, catalog_digest) = wire::open(&catalog_bytes, MessageKind::Catalog)?;
+        let (_, catalog_digest) = wire::open(&catalog_bytes, MessageKind::Catalog)
+            .map_err(|e| unreadable("catalog", e))?;
         let snapshot = Snapshot {
             catalog: Arc::new(Published::new(catalog_bytes)),
             catalog_version,
@@ -151,15 +175,42 @@ impl ServerCore {
             train: header.train,
             global,
         };
+        if rule_of(&config).holds_updates()
+            && snapshot.train.protection.secure_aggregation.is_some()
+        {
+            if db.fresh {
+                // Refused before it ever served: leave nothing behind.
+                drop(db);
+                seal::remove_store(&path);
+            }
+            return Err(ServerError::BadRequest(format!(
+                "aggregation {}{} needs each update, and this federation's protection \
+                 (secure aggregation) hides them: choose one",
+                config.combine,
+                config
+                    .row_clip
+                    .map_or(String::new(), |k| format!(" with row clip {k}"))
+            )));
+        }
 
-        let (aggregator, submitted) = replay_round(&db, &snapshot, &config)?;
+        let (aggregator, submitted) = replay_round(&db, &snapshot, &config).map_err(|e| {
+            ServerError::Damaged(format!(
+                "{}: the open round's stored updates do not replay: {e}",
+                path.display()
+            ))
+        })?;
         let tokens = Tokens::default();
         for (client, d) in db.clients()? {
             tokens.insert(d, client);
         }
+        let closed_keys = db.keys_of(snapshot.version.saturating_sub(1))?;
         let round = OpenRound {
             aggregator,
             submitted,
+            closed: (
+                snapshot.version.saturating_sub(1),
+                closed_keys.into_iter().collect(),
+            ),
             deadline: Instant::now() + config.round_duration,
             deadline_ms: now_ms() as u64 + config.round_duration.as_millis() as u64,
             optimizer,
@@ -247,6 +298,9 @@ impl ServerCore {
             ));
         }
         if message.base_version != snap.version || message.round != snap.version {
+            if self.counted_in_closed_round(client, &message) {
+                return Ok(Accepted::Duplicate);
+            }
             return Err(ServerError::Stale(format!(
                 "update for round {} on model {}, the open round is {} on model {}",
                 message.round, message.base_version, snap.version, snap.version
@@ -279,6 +333,11 @@ impl ServerCore {
         let mut round = lock(&self.round);
         // The round may have closed while this request was being checked.
         if self.snapshot().version != snap.version {
+            if round.closed.0 == message.round
+                && round.closed.1.get(client) == Some(&message.idempotency_key)
+            {
+                return Ok(Accepted::Duplicate);
+            }
             return Err(ServerError::Stale(format!(
                 "round {} closed while the update was in flight",
                 snap.version
@@ -312,6 +371,15 @@ impl ServerCore {
         Ok(Accepted::New { round_closed })
     }
 
+    /// Whether `message` (same client, round and idempotency key) was
+    /// counted in the round that closed last.
+    fn counted_in_closed_round(&self, client: &str, message: &UpdateMessage) -> bool {
+        let round = lock(&self.round);
+        message.base_version == message.round
+            && round.closed.0 == message.round
+            && round.closed.1.get(client) == Some(&message.idempotency_key)
+    }
+
     /// Deadline handling; call periodically. Returns true if a round closed.
     pub fn tick(&self) -> Result<bool, ServerError> {
         let mut round = lock(&self.round);
@@ -319,6 +387,14 @@ impl ServerCore {
             let snap = self.snapshot();
             self.advance(&mut round, &snap, false)?;
             return Ok(self.snapshot().version != snap.version);
+        }
+        // A full round that is still open: its close failed (and is retried
+        // here), or the server restarted after storing the last update but
+        // before closing the round.
+        if round.submitted.len() >= self.config.min_updates.max(1) as usize {
+            let snap = self.snapshot();
+            self.close(&mut round, &snap)?;
+            return Ok(true);
         }
         if Instant::now() < round.deadline {
             return Ok(false);
@@ -374,6 +450,11 @@ impl ServerCore {
             (round.aggregator, round.submitted) = replay_round(&db, snap, &self.config)?;
             return Err(e);
         }
+        // Stored: the seal follows. Should it fail, the store is still
+        // ahead of it, which a start accepts (and re-seals).
+        if let Err(e) = seal::write(&self.config.db_path(), version) {
+            eprintln!("fedmr-server: could not update the published-version seal: {e}");
+        }
         let next = Snapshot {
             catalog: snap.catalog.clone(),
             catalog_version: snap.catalog_version,
@@ -386,7 +467,7 @@ impl ServerCore {
         };
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         round.optimizer = optimizer;
-        round.submitted.clear();
+        round.closed = (snap.version, std::mem::take(&mut round.submitted));
         round.deadline = Instant::now() + self.config.round_duration;
         round.deadline_ms = now_ms() as u64 + self.config.round_duration.as_millis() as u64;
         self.metrics.round_closed(version);
@@ -422,7 +503,48 @@ pub(crate) fn new_aggregator(snap: &Snapshot, config: &ServerConfig) -> Aggregat
     } else {
         config.max_samples
     };
-    Aggregator::new(&snap.global, snap.config.backbone).with_sample_cap(cap)
+    Aggregator::new(&snap.global, snap.config.backbone)
+        .with_sample_cap(cap)
+        .with_rule(rule_of(config))
+}
+
+/// The aggregation rule of `config`. Its norm bound is applied (clip or
+/// reject) before an update is stored, so replay sees the clipped update.
+fn rule_of(config: &ServerConfig) -> AggregationRule {
+    AggregationRule {
+        combine: config.combine,
+        clip: None,
+        row_clip: config.row_clip,
+    }
+}
+
+/// A new store: the catalog and the first model from `genesis`, then the seal.
+fn initialize(
+    db: &mut ServerDb,
+    config: &ServerConfig,
+    genesis: impl FnOnce() -> Result<Genesis, ServerError>,
+) -> Result<(), ServerError> {
+    let g = genesis()?;
+    let (catalog_bytes, catalog_digest) = g.catalog.encode();
+    let model = ModelMessage::from_model(
+        1,
+        (g.catalog.version, catalog_digest),
+        &g.config,
+        &g.train,
+        &g.global,
+    );
+    let optimizer = ServerOptimizer::new(&config.server_step);
+    db.initialize(
+        g.catalog.version,
+        &catalog_bytes,
+        &StoredModel {
+            version: 1,
+            bytes: model.encode(),
+            optimizer: codec::encode(&optimizer),
+        },
+    )?;
+    seal::write(&config.db_path(), 1)
+        .map_err(|e| ServerError::Internal(format!("published-version seal: {e}")))
 }
 
 /// How long the deadline checker sleeps between ticks.

@@ -81,7 +81,14 @@ fn serve_issue_token_and_tokens_file() {
 /// Starts `serve` with `extra` arguments; returns the child and its URL.
 fn serve(data: &std::path::Path, extra: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--admin-token", "adm"])
+        .args([
+            "serve",
+            "--init",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-token",
+            "adm",
+        ])
         .arg("--data-dir")
         .arg(data)
         .args(extra)
@@ -201,4 +208,49 @@ fn catalog_build_encodes_text() {
     assert_eq!(catalog.modalities[0].name, "text");
     assert_eq!(catalog.modalities[0].dim, 384);
     assert_eq!(catalog.items.len(), 2);
+}
+
+/// A robust aggregation rule needs each update; secure aggregation (the
+/// default protection) hides them: the server refuses the pair at start.
+#[test]
+fn robust_aggregation_with_secure_aggregation_is_refused_at_start() {
+    let dir = temp("robust-secure");
+    for extra in [["--aggregation", "median"], ["--row-clip", "10"]] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--init",
+                "--bind",
+                "127.0.0.1:0",
+                "--admin-token",
+                "adm",
+            ])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir.join(extra[0].trim_start_matches('-')))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("needs each update"), "{err}");
+        let store = dir
+            .join(extra[0].trim_start_matches('-'))
+            .join("server.sqlite");
+        assert!(!store.exists(), "a refused start leaves no store behind");
+    }
+    let bad = Command::new(BIN)
+        .args([
+            "serve",
+            "--init",
+            "--aggregation",
+            "krum",
+            "--admin-token",
+            "adm",
+            "--data-dir",
+        ])
+        .arg(dir.join("krum"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("krum"));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -301,7 +301,11 @@ fn stored_updates(data_dir: &Path, scratch: &Path) -> Vec<(usize, String, Vec<u8
             std::fs::copy(&from, scratch.join(name)).unwrap();
         }
     }
-    let db = ServerDb::open(&scratch.join("server.sqlite")).unwrap();
+    let db = ServerDb::open(
+        &scratch.join("server.sqlite"),
+        fedmr_server::Durability::Normal,
+    )
+    .unwrap();
     let rows = db
         .updates_of(BASE)
         .unwrap()

@@ -68,3 +68,32 @@ fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
     config.min_updates = 2;
     assert_eq!(open_core(config).snapshot().version, 2);
 }
+
+/// The close that failed is retried by the server itself (its deadline
+/// checker), without waiting for another upload.
+#[test]
+fn a_failed_close_is_retried_once_storage_works() {
+    let dir = TempDir::new("storage-retry");
+    let mut config = ServerConfig::new(&dir.0, ADMIN);
+    config.min_updates = 2;
+    let db_path = config.db_path();
+    let core = Arc::new(open_core(config));
+    let refuse = rusqlite::Connection::open(&db_path).unwrap();
+    refuse
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON models
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    submit_within(&core, "a", update_for(&core, "ka").encode());
+    assert_eq!(
+        submit_within(&core, "b", update_for(&core, "kb").encode()),
+        Some(false)
+    );
+    assert!(core.tick().is_err(), "storage still refuses");
+    assert_eq!(core.snapshot().version, 1);
+    refuse.execute_batch("DROP TRIGGER disk_full;").unwrap();
+    assert!(core.tick().unwrap(), "the tick closes the full round");
+    assert_eq!(core.snapshot().version, 2);
+    assert_eq!(core.round_message().accepted, 0);
+}

@@ -34,7 +34,7 @@ private fun newClient(): FedmrClient {
 class Server(binary: String, protection: String = "hidden-count", minUpdates: Int = 100) : AutoCloseable {
     private val dataDir = Files.createTempDirectory("fedmr-demo-server")
     private val process = ProcessBuilder(
-        binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir.toString(),
+        binary, "serve", "--init", "--bind", "127.0.0.1:0", "--data-dir", dataDir.toString(),
         "--admin-token", "demo-admin", "--min-updates", minUpdates.toString(),
         "--protection", protection,
     ).redirectErrorStream(true).start()
