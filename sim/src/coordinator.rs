@@ -2,7 +2,9 @@
 //! the core's aggregator; the HTTP server implements the same three calls.
 
 use fedmr_core::Result;
-use fedmr_core::aggregate::{AggregateReport, Aggregator, ServerOptimizer, ServerStep};
+use fedmr_core::aggregate::{
+    AggregateReport, AggregationRule, Aggregator, DEFAULT_SAMPLE_CAP, ServerOptimizer, ServerStep,
+};
 use fedmr_core::model::{Backbone, GlobalModel};
 use fedmr_core::secagg::{Layout, SecureAggregation, dequantize, normalised_weight, quantize};
 use fedmr_core::update::ModelUpdate;
@@ -19,6 +21,8 @@ pub trait Coordinator {
 pub struct InProcess {
     model: GlobalModel,
     backbone: Backbone,
+    rule: AggregationRule,
+    sample_cap: u64,
     optimizer: ServerOptimizer,
     pending: Aggregator,
     secure: Option<SecureSum>,
@@ -38,14 +42,26 @@ struct SecureSum {
 
 impl InProcess {
     pub fn new(model: GlobalModel, backbone: Backbone, step: &ServerStep) -> Self {
-        let pending = Aggregator::new(&model, backbone);
+        let rule = AggregationRule::default();
+        let pending = fresh(&model, backbone, rule, DEFAULT_SAMPLE_CAP);
         InProcess {
             model,
             backbone,
+            rule,
+            sample_cap: DEFAULT_SAMPLE_CAP,
             optimizer: ServerOptimizer::new(step),
             pending,
             secure: None,
         }
+    }
+
+    /// Combines updates by `rule` (robust rules hold the round's updates),
+    /// counting at most `sample_cap` of an update's declared samples.
+    pub fn with_rule(mut self, rule: AggregationRule, sample_cap: u64) -> Self {
+        self.rule = rule;
+        self.sample_cap = sample_cap;
+        self.pending = fresh(&self.model, self.backbone, rule, sample_cap);
+        self
     }
 
     /// Aggregates as secure aggregation does (quantised sums, capped weights).
@@ -86,7 +102,7 @@ impl Coordinator for InProcess {
     fn close_round(&mut self) -> Result<AggregateReport> {
         let mut done = std::mem::replace(
             &mut self.pending,
-            Aggregator::new(&self.model, self.backbone),
+            fresh(&self.model, self.backbone, self.rule, self.sample_cap),
         );
         if let Some(secure) = &mut self.secure {
             let sum = std::mem::replace(&mut secure.sum, vec![0; secure.layout.len()]);
@@ -99,4 +115,18 @@ impl Coordinator for InProcess {
         }
         Ok(done.apply(&mut self.model, &mut self.optimizer))
     }
+}
+
+/// An empty aggregate: a client declaring more than `sample_cap` samples
+/// weighs no more than the server would let it (the server's default cap
+/// unless a defence lowers it).
+fn fresh(
+    model: &GlobalModel,
+    backbone: Backbone,
+    rule: AggregationRule,
+    sample_cap: u64,
+) -> Aggregator {
+    Aggregator::new(model, backbone)
+        .with_sample_cap(sample_cap)
+        .with_rule(rule)
 }

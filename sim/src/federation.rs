@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use fedmr_core::aggregate::ServerStep;
+use fedmr_core::aggregate::{AggregationRule, ServerStep};
 use fedmr_core::data::{Dataset, UserData};
 use fedmr_core::model::{Catalog, GlobalModel, ModelConfig, PrivateState};
 use fedmr_core::rank::{ItemViews, preference, score_all};
@@ -16,6 +16,7 @@ use fedmr_core::{Error, Result};
 use fedmr_data::eval::{EvalReport, Target, evaluate};
 
 use crate::coordinator::{Coordinator, InProcess};
+use crate::poisoning::{self, AttackConfig, Poisoning};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
@@ -30,6 +31,20 @@ pub struct SimConfig {
     pub seed: u64,
     /// Worker threads for local training (results do not depend on it).
     pub threads: usize,
+    /// How the server combines updates (in process; robust rules hold the round).
+    #[serde(default)]
+    pub aggregation: AggregationRule,
+    /// Malicious clients promoting a target item (in process only).
+    #[serde(default)]
+    pub attack: Option<AttackConfig>,
+    /// The most samples an update's declared count weighs (the server's
+    /// `max_samples`; 1: every client alike).
+    #[serde(default = "default_sample_cap")]
+    pub sample_cap: u64,
+}
+
+fn default_sample_cap() -> u64 {
+    fedmr_core::aggregate::DEFAULT_SAMPLE_CAP
 }
 
 impl Default for SimConfig {
@@ -43,6 +58,9 @@ impl Default for SimConfig {
             clients_per_round: None,
             seed: 0,
             threads: 2,
+            aggregation: AggregationRule::default(),
+            attack: None,
+            sample_cap: default_sample_cap(),
         }
     }
 }
@@ -62,6 +80,11 @@ pub struct RoundRecord {
     pub train_loss: f64,
     pub valid: EvalReport,
     pub test: EvalReport,
+    /// L2 norms of this round's honest updates: median, 99th percentile, max.
+    pub update_norms: [f32; 3],
+    /// Under an attack: the share of users with its target in their top 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<f64>,
     pub seconds: f64,
 }
 
@@ -89,12 +112,15 @@ pub struct Federation<C: Coordinator> {
     pub phones: Vec<Phone>,
     pub coordinator: C,
     cold_items: Vec<bool>,
+    pub poisoning: Option<Poisoning>,
+    honest_norms: Vec<f32>,
 }
 
 impl Federation<InProcess> {
     pub fn in_process(dataset: &Dataset, catalog: Catalog, config: SimConfig) -> Result<Self> {
         let global = GlobalModel::new(&config.model, &catalog, config.seed)?;
         let coordinator = InProcess::new(global, config.model.backbone, &config.server_step)
+            .with_rule(config.aggregation, config.sample_cap)
             .with_secure_aggregation(config.train.protection.secure_aggregation);
         Federation::new(dataset, catalog, config, coordinator)
     }
@@ -124,13 +150,26 @@ impl<C: Coordinator> Federation<C> {
                     state: PrivateState::new(&config.model, coordinator.global(), seed),
                 }
             })
-            .collect();
+            .collect::<Vec<Phone>>();
+        let poisoning = match &config.attack {
+            Some(attack) => Some(Poisoning::new(
+                attack.clone(),
+                &dataset.train_counts(),
+                phones.len(),
+                &config.model,
+                coordinator.global(),
+                config.seed,
+            )?),
+            None => None,
+        };
         Ok(Federation {
             config,
             catalog,
             phones,
             coordinator,
             cold_items: dataset.cold_items(),
+            poisoning,
+            honest_norms: Vec::new(),
         })
     }
 
@@ -163,6 +202,7 @@ impl<C: Coordinator> Federation<C> {
         // train in parallel, and updates are submitted in phone order so the
         // result does not depend on the number of threads.
         let mut loss_sum = 0.0;
+        self.honest_norms.clear();
         for chunk in phones.chunks_mut(16 * config.threads) {
             let per_thread = chunk.len().div_ceil(config.threads);
             let results: Vec<Result<(ModelUpdate, f32)>> = std::thread::scope(|scope| {
@@ -196,8 +236,23 @@ impl<C: Coordinator> Federation<C> {
             });
             for r in results {
                 let (update, loss) = r?;
+                self.honest_norms.push(update.l2_norm());
                 self.coordinator.submit(&update)?;
                 loss_sum += loss as f64;
+            }
+        }
+        if let Some(poisoning) = &mut self.poisoning {
+            let participation = selected.len() as f64 / self.phones.len().max(1) as f64;
+            let global = self.coordinator.global().clone();
+            for update in poisoning.updates(
+                &global,
+                &self.catalog,
+                self.config.model.backbone,
+                train,
+                round,
+                participation,
+            )? {
+                self.coordinator.submit(&update)?;
             }
         }
         self.coordinator.close_round()?;
@@ -224,6 +279,21 @@ impl<C: Coordinator> Federation<C> {
                 })
             })
             .collect()
+    }
+
+    /// The attack's target's exposure: the share of users (without it in
+    /// their history) who have it in their top 10.
+    pub fn target_exposure(&self) -> Option<f64> {
+        let target = self.poisoning.as_ref()?.target;
+        let global = self.coordinator.global();
+        let views = ItemViews::compute(global, &self.catalog);
+        Some(poisoning::exposure(target, 10, self.phones.len(), |k| {
+            let p = &self.phones[k];
+            let scores = score_all(global, &self.catalog, &views, &p.state, &p.data.train);
+            // Validation and test items are the user's too, but unseen by
+            // the model: only the training history is excluded.
+            (scores, p.data.train.clone())
+        }))
     }
 
     /// Each user's router weights over the experts.
@@ -254,6 +324,12 @@ impl<C: Coordinator> Rounds for Federation<C> {
     }
     fn router_weights(&mut self) -> Result<Vec<Vec<f32>>> {
         Ok(self.preferences())
+    }
+    fn exposure(&mut self) -> Result<Option<f64>> {
+        Ok(self.target_exposure())
+    }
+    fn update_norms(&self) -> Vec<f32> {
+        self.honest_norms.clone()
     }
 }
 
@@ -287,6 +363,25 @@ pub trait Rounds {
     fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>>;
     /// Each phone's router weights under its current private state.
     fn router_weights(&mut self) -> Result<Vec<Vec<f32>>>;
+    /// Under a poisoning attack, its target's exposure (top 10).
+    fn exposure(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+    /// L2 norms of the last round's honest updates (empty if unknown).
+    fn update_norms(&self) -> Vec<f32> {
+        Vec::new()
+    }
+}
+
+/// Median, 99th percentile and maximum (0s when empty).
+pub fn norm_summary(norms: &[f32]) -> [f32; 3] {
+    if norms.is_empty() {
+        return [0.0; 3];
+    }
+    let mut sorted = norms.to_vec();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    [at(0.5), at(0.99), sorted[sorted.len() - 1]]
 }
 
 /// Runs rounds with early stopping on validation HR@50 (then NDCG@50).
@@ -310,6 +405,8 @@ pub fn run_rounds(
             train_loss,
             valid: reports.next().expect("valid report"),
             test: reports.next().expect("test report"),
+            update_norms: norm_summary(&federation.update_norms()),
+            exposure: federation.exposure()?,
             seconds: t.elapsed().as_secs_f64(),
         };
         on_round(&record);

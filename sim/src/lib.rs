@@ -14,6 +14,8 @@ pub mod dataset;
 pub mod experiment;
 pub mod federation;
 pub mod http;
+pub mod poisoning;
+pub mod poisoning_report;
 pub mod privacy;
 pub mod report;
 pub mod router_plot;

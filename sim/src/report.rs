@@ -74,7 +74,9 @@ pub fn table_header(first: &EvalReport) -> String {
 /// rounds.csv and result.json in `dir`.
 pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    let mut csv = String::from("round,clients,train_loss,seconds");
+    let mut csv = String::from(
+        "round,clients,train_loss,seconds,update_norm_p50,update_norm_p99,update_norm_max",
+    );
     for split in ["valid", "test"] {
         for group in ["all", "cold", "warm"] {
             for (label, _) in COLUMNS {
@@ -91,8 +93,14 @@ pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
     for r in &result.rounds {
         write!(
             csv,
-            "{},{},{:.6},{:.3}",
-            r.round, r.clients, r.train_loss, r.seconds
+            "{},{},{:.6},{:.3},{:.6},{:.6},{:.6}",
+            r.round,
+            r.clients,
+            r.train_loss,
+            r.seconds,
+            r.update_norms[0],
+            r.update_norms[1],
+            r.update_norms[2]
         )
         .unwrap();
         for report in [&r.valid, &r.test] {
