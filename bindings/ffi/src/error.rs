@@ -25,6 +25,10 @@ pub enum FedmrError {
     /// The cancel token was raised; nothing was written.
     #[error("cancelled")]
     Cancelled,
+    /// Another training of the same store committed first; nothing was
+    /// written (train again to build on it).
+    #[error("busy: {reason}")]
+    Busy { reason: String },
     /// The server could not be reached.
     #[error("network: {reason}")]
     Network { reason: String },
@@ -57,6 +61,7 @@ impl From<Error> for FedmrError {
             Error::UnknownItem(key) => FedmrError::UnknownItem { key },
             Error::Diverged { .. } => FedmrError::Diverged { reason },
             Error::Cancelled => FedmrError::Cancelled,
+            Error::Busy(_) => FedmrError::Busy { reason },
             Error::Network(_) => FedmrError::Network { reason },
             Error::Unauthorized(_) => FedmrError::Unauthorized { reason },
             Error::Refused { status, message } => FedmrError::Refused {

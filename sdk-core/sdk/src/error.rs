@@ -26,6 +26,10 @@ pub enum Error {
     Incompatible(String),
     #[error("training diverged (non-finite parameters) at learning rate {lr}")]
     Diverged { lr: f32 },
+    /// Another training of the same store (thread, client or process)
+    /// committed first; nothing was written. Train again to build on it.
+    #[error("busy: {0}")]
+    Busy(String),
 
     // What came from the server.
     /// Bytes that are not a valid message: bad frame, digest, encoding or content.

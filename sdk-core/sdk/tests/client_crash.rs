@@ -151,9 +151,11 @@ fn killed_during_train_keeps_state_and_outbox_in_step() {
             "attempt {attempt}: {} rounds on disk, {printed} reported",
             stats.rounds_trained
         );
-        // State and update land together: one queued update per round.
+        // State and update land together; every round trains on the same
+        // model version, so the outbox holds one update: the newest round's.
         assert_eq!(
-            stats.pending_uploads as u64, stats.rounds_trained,
+            stats.pending_uploads as u64,
+            stats.rounds_trained.min(1),
             "attempt {attempt}: private state and outbox out of step"
         );
         if stats.rounds_trained == printed

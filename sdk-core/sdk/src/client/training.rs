@@ -26,6 +26,9 @@ struct RoundStart {
     state: PrivateState,
     rounds_before: u64,
     rng: Rng,
+    /// The stored private state this round starts from (its bytes): the
+    /// commit checks nobody else committed since.
+    previous: Option<Vec<u8>>,
 }
 
 /// A finished round, before it is committed.
@@ -41,6 +44,13 @@ impl Client {
     /// to upload in ONE transaction. Nothing is written if the round fails,
     /// diverges or is cancelled. Runs on the caller's thread; `recommend`
     /// stays usable from other threads meanwhile.
+    ///
+    /// Trainings of one store never interleave: if another one (another
+    /// thread, another `Client` or another process on the same file)
+    /// committed after this one started, this one fails with
+    /// [`Error::Busy`] and writes nothing. The newest update trained on a
+    /// model version replaces an older one for that version still waiting
+    /// to be sent, so an upload always carries the newest work.
     pub fn train(&self, options: &TrainOptions) -> Result<TrainReport> {
         let started = Instant::now();
         let installed = self.installed();
@@ -88,7 +98,8 @@ impl Client {
                 "no interactions with catalog items to train on".into(),
             ));
         }
-        let record = self.private_record()?;
+        let previous = self.store.private_state()?;
+        let record = previous.as_deref().map(PrivateRecord::decode).transpose()?;
         let state = load_state(record.as_ref(), model, self.init_seed())?;
         let rounds_before = record.as_ref().map_or(0, |r| r.rounds_trained);
         let rng = match options.rng_seed {
@@ -104,6 +115,7 @@ impl Client {
             state,
             rounds_before,
             rng,
+            previous,
         })
     }
 
@@ -147,6 +159,7 @@ impl Client {
             .local_dp
             .map_or(0.0, |dp| dp.noise_to_sensitivity());
         self.store.put_private_state_and_update(
+            start.previous.as_deref(),
             &record.encode(),
             &NewUpdate {
                 idempotency_key: &key,

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::Store;
 use super::db::{get_u64, now_ms, u64_to_sql};
 use super::outbox::{self, NewUpdate};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The global model as last downloaded; `payload` is opaque to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,15 +70,42 @@ impl Store {
     /// A duplicate idempotency key fails the whole call.
     /// `noise_to_sensitivity` is the local-DP noise of the update (0 without
     /// DP), entered in the privacy ledger in the same transaction.
+    ///
+    /// `expected` is the stored state the round started from: if another
+    /// round committed since, the call fails with [`Error::Busy`] and writes
+    /// nothing (the writer transaction is IMMEDIATE, so the check and the
+    /// write are one step for every connection and process). An update of
+    /// the same base version still waiting in the outbox, and not yet in a
+    /// secure round, is replaced: the newest work is what gets sent.
     pub fn put_private_state_and_update(
         &self,
+        expected: Option<&[u8]>,
         state_payload: &[u8],
         update: &NewUpdate<'_>,
         noise_to_sensitivity: f64,
     ) -> Result<()> {
         let round = u64_to_sql(update.round, "round")?;
+        let base_version = u64_to_sql(update.base_version, "base version")?;
         self.with_writer(|tx| {
+            let current: Option<Vec<u8>> = tx
+                .query_row("SELECT payload FROM private_state WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if current.as_deref() != expected {
+                return Err(Error::Busy(
+                    "another training of this store committed while this one ran; \
+                     nothing was written"
+                        .into(),
+                ));
+            }
             write_private_state(tx, state_payload)?;
+            // (A reused key is left for the insert to refuse.)
+            tx.execute(
+                "DELETE FROM outbox WHERE base_version = ?1 AND idempotency_key != ?2
+                   AND idempotency_key NOT IN (SELECT idempotency_key FROM secagg_rounds)",
+                params![base_version, update.idempotency_key],
+            )?;
             outbox::insert(tx, update)?;
             tx.execute(
                 "INSERT INTO privacy_ledger (round, noise_to_sensitivity) VALUES (?1, ?2)",
@@ -172,7 +199,7 @@ mod tests {
     fn state_and_update_land_together() {
         let (_dir, store) = open("state-both");
         store
-            .put_private_state_and_update(b"state", &update("r1", b"delta"), 0.0)
+            .put_private_state_and_update(None, b"state", &update("r1", b"delta"), 0.0)
             .unwrap();
         assert_eq!(store.private_state().unwrap(), Some(b"state".to_vec()));
         let pending = store.pending_updates().unwrap();
@@ -185,16 +212,65 @@ mod tests {
     fn duplicate_update_key_leaves_state_and_outbox_unchanged() {
         let (_dir, store) = open("state-atomic");
         store
-            .put_private_state_and_update(b"old-state", &update("r1", b"delta1"), 2.0)
+            .put_private_state_and_update(None, b"old-state", &update("r1", b"delta1"), 2.0)
             .unwrap();
         let outbox_before = store.pending_updates().unwrap();
 
-        let result =
-            store.put_private_state_and_update(b"new-state", &update("r1", b"delta2"), 3.0);
+        let result = store.put_private_state_and_update(
+            Some(b"old-state"),
+            b"new-state",
+            &update("r1", b"delta2"),
+            3.0,
+        );
         assert!(matches!(result, Err(Error::Store(_))), "{result:?}");
         assert_eq!(store.private_state().unwrap(), Some(b"old-state".to_vec()));
         assert_eq!(store.pending_updates().unwrap(), outbox_before);
         assert_eq!(store.privacy_ledger().unwrap(), vec![2.0]);
+    }
+
+    #[test]
+    fn a_round_that_started_before_another_committed_is_refused() {
+        let (_dir, store) = open("state-busy");
+        store
+            .put_private_state_and_update(None, b"s1", &update("r1", b"d1"), 0.0)
+            .unwrap();
+        // A second round that also started from "no state" lost the race.
+        let late = store.put_private_state_and_update(None, b"s1'", &update("r2", b"d2"), 0.0);
+        assert!(matches!(late, Err(Error::Busy(_))), "{late:?}");
+        assert_eq!(store.private_state().unwrap(), Some(b"s1".to_vec()));
+        assert_eq!(store.pending_updates().unwrap().len(), 1);
+        assert_eq!(store.privacy_ledger().unwrap(), vec![0.0]);
+    }
+
+    #[test]
+    fn the_newest_update_of_a_version_replaces_the_unsent_one() {
+        let (_dir, store) = open("state-newest");
+        let on = |key, version| NewUpdate {
+            idempotency_key: key,
+            round: version,
+            base_version: version,
+            payload: b"d",
+        };
+        store
+            .put_private_state_and_update(None, b"s1", &on("a", 1), 0.0)
+            .unwrap();
+        store
+            .put_private_state_and_update(Some(b"s1"), b"s2", &on("b", 1), 0.0)
+            .unwrap();
+        let keys = |store: &Store| -> Vec<String> {
+            let pending = store.pending_updates().unwrap();
+            pending.into_iter().map(|u| u.idempotency_key).collect()
+        };
+        assert_eq!(keys(&store), ["b"], "b replaced a (same version, not sent)");
+        // Another version queues beside it; one already in a secure round stays.
+        store.put_secure_round("b", 1, b"secret").unwrap();
+        store
+            .put_private_state_and_update(Some(b"s2"), b"s3", &on("c", 2), 0.0)
+            .unwrap();
+        store
+            .put_private_state_and_update(Some(b"s3"), b"s4", &on("d", 1), 0.0)
+            .unwrap();
+        assert_eq!(keys(&store), ["b", "c", "d"]);
     }
 
     #[test]
@@ -213,7 +289,7 @@ mod tests {
             .collect();
         store.record_batch(&batch, 1000).unwrap();
         store
-            .put_private_state_and_update(b"state", &update("r1", b"delta"), 0.0)
+            .put_private_state_and_update(None, b"state", &update("r1", b"delta"), 0.0)
             .unwrap();
 
         store.erase_user_data().unwrap();
