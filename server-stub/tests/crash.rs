@@ -16,13 +16,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::child::{self, ChildServer};
 use common::*;
 use fedmr_core::aggregate::{Aggregator, ServerOptimizer, ServerStep};
 use fedmr_core::model::GlobalModel;
@@ -31,11 +30,7 @@ use fedmr_core::rng::Rng;
 use fedmr_core::train::TrainConfig;
 use fedmr_core::wire::{ModelMessage, RoundMessage, UpdateMessage};
 use fedmr_server::db::ServerDb;
-use fedmr_server::{RunningServer, ServerConfig, genesis_from_dataset};
-
-const CHILD_DIR: &str = "FEDMR_CRASH_CHILD_DIR";
-const CHILD_MIN_UPDATES: &str = "FEDMR_CRASH_CHILD_MIN_UPDATES";
-const PORT_MARKER: &str = "FEDMR_CRASH_CHILD_PORT=";
+use fedmr_server::genesis_from_dataset;
 
 /// Kill-and-restart cycles before the round is allowed to close.
 const KILLS: usize = 4;
@@ -54,90 +49,12 @@ const NEVER: u32 = 1_000_000;
 /// The server process. Run only as a child of `resumes_after_sigkill`.
 #[test]
 fn crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else {
-        return;
-    };
-    let min_updates = std::env::var(CHILD_MIN_UPDATES)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(NEVER);
-    // If the parent goes away (its end of our stdin closes), so do we.
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(3);
-    });
-    let mut config = ServerConfig::new(PathBuf::from(dir), ADMIN);
-    config.min_updates = min_updates;
-    let server = RunningServer::start(open_core(config), "127.0.0.1:0".parse().unwrap()).unwrap();
-    // libtest may already have written "test crash_child ... " on this line.
-    println!("{PORT_MARKER}{}", server.addr.port());
-    std::io::stdout().flush().unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    child::serve_as_child(NEVER);
 }
 
-/// A server child process; SIGKILLed when dropped.
-struct ServerProcess {
-    child: Child,
-    url: String,
-    // Held open: closing stdin tells the child to exit; stdout is kept so
-    // that a late write by the child does not fail.
-    _stdin: ChildStdin,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl ServerProcess {
-    fn start(dir: &Path, min_updates: u32) -> ServerProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir)
-            .env(CHILD_MIN_UPDATES, min_updates.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the server child");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = String::new();
-        let port = loop {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("server child exited before printing its port; its output:\n{seen}");
-            }
-            if let Some(at) = line.find(PORT_MARKER) {
-                let digits: String = line[at + PORT_MARKER.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                break digits.parse::<u16>().expect("port number");
-            }
-            seen.push_str(&line);
-        };
-        ServerProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _stdin: stdin,
-            _stdout: stdout,
-        }
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server child of this test.
+fn start_child(dir: &Path, min_updates: u32) -> ChildServer {
+    ChildServer::start("crash_child", dir, min_updates)
 }
 
 fn client_id(i: usize) -> String {
@@ -332,7 +249,7 @@ fn stored_updates(data_dir: &Path, scratch: &Path) -> Vec<(usize, String, Vec<u8
 /// moved into `acked`). Returns the in-flight updates that were not stored
 /// and are now, in the order they were added.
 fn check_resumed(
-    server: &ServerProcess,
+    server: &ChildServer,
     http: &reqwest::blocking::Client,
     tokens: &[String],
     acked: &mut Vec<usize>,
@@ -466,7 +383,7 @@ fn resumes_after_sigkill_without_losing_or_repeating_updates() {
         } else {
             NEVER
         };
-        let server = ServerProcess::start(&dir.0, min_updates);
+        let server = start_child(&dir.0, min_updates);
         if kill == 0 {
             tokens = Arc::new(
                 (0..CLIENTS)

@@ -55,6 +55,17 @@ fn damaged(result: Result<ServerCore, ServerError>) -> String {
     }
 }
 
+/// `fedmr-server <args> <dir> <more> <file>`.
+fn run(args: &[&str], dir: &Path, more: &[&str], file: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg(dir)
+        .args(more)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
 fn db(dir: &Path) -> PathBuf {
     dir.join("server.sqlite")
 }
@@ -137,13 +148,8 @@ fn backup_while_serving_then_restore_with_init() {
     let token = populate(&core);
     let etag = core.snapshot().model.etag.clone();
     let copy = dir.0.join("copy.sqlite");
-    let out = Command::new(BIN)
-        .args(["backup", "--data-dir"])
-        .arg(&dir.0)
-        .arg("--out")
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let backup = || run(&["backup", "--data-dir"], &dir.0, &["--out"], &copy);
+    let out = backup();
     assert!(
         out.status.success(),
         "{}",
@@ -153,26 +159,19 @@ fn backup_while_serving_then_restore_with_init() {
     let body = update_for(&core, "after-backup").encode();
     core.submit("later", &body).unwrap();
     assert_eq!(core.snapshot().version, 4);
-    let again = Command::new(BIN)
-        .args(["backup", "--data-dir"])
-        .arg(&dir.0)
-        .arg("--out")
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let again = backup();
     assert!(
         !again.status.success(),
         "an existing file is not overwritten"
     );
 
     let restored = TempDir::new("backup-restored");
-    let init = Command::new(BIN)
-        .args(["init", "--data-dir"])
-        .arg(&restored.0)
-        .arg("--from-backup")
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let init = run(
+        &["init", "--data-dir"],
+        &restored.0,
+        &["--from-backup"],
+        &copy,
+    );
     assert!(
         init.status.success(),
         "{}",

@@ -9,29 +9,25 @@
 //! the model).
 //!
 //! The server runs as a child: this binary re-runs itself with `--exact
-//! soak_child` (a no-op unless `SOAK_CHILD_DIR` is set), as in crash.rs.
+//! soak_child` (`common::child`), as crash.rs does.
 //! `FEDMR_SOAK_PHONES` / `FEDMR_SOAK_ROUNDS` change the size (1,000 × 3).
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use common::child::{self, ChildServer};
 use common::*;
 use fedmr_core::aggregate::{Aggregator, DEFAULT_SAMPLE_CAP, ServerOptimizer, ServerStep};
 use fedmr_core::model::GlobalModel;
 use fedmr_core::model::params::Tensors;
 use fedmr_core::rng::Rng;
 use fedmr_core::wire::{ModelMessage, RoundMessage, UpdateMessage};
-use fedmr_server::{RunningServer, ServerConfig};
 
-const CHILD_DIR: &str = "SOAK_CHILD_DIR";
-const CHILD_PHONES: &str = "SOAK_CHILD_PHONES";
-const PORT_MARKER: &str = "SOAK_CHILD_PORT=";
 /// Threads posting for the phones.
 const WORKERS: usize = 16;
 /// Share of uploads whose first attempt drops its connection.
@@ -46,73 +42,12 @@ fn size(var: &str, default: usize) -> usize {
 
 #[test]
 fn soak_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else {
-        return;
-    };
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(3);
-    });
-    let mut config = ServerConfig::new(PathBuf::from(dir), ADMIN);
-    config.min_updates = std::env::var(CHILD_PHONES).unwrap().parse().unwrap();
-    let server = RunningServer::start(open_core(config), "127.0.0.1:0".parse().unwrap()).unwrap();
-    println!("{PORT_MARKER}{}", server.addr.port());
-    std::io::stdout().flush().unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    child::serve_as_child(u32::MAX);
 }
 
-struct ServerProcess {
-    child: Child,
-    url: String,
-    _stdin: ChildStdin,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl ServerProcess {
-    fn start(dir: &Path, phones: usize) -> ServerProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "soak_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir)
-            .env(CHILD_PHONES, phones.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the server child");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let port = loop {
-            let mut line = String::new();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "server child died"
-            );
-            if let Some(at) = line.find(PORT_MARKER) {
-                let digits: String = line[at + PORT_MARKER.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                break digits.parse::<u16>().unwrap();
-            }
-        };
-        ServerProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _stdin: stdin,
-            _stdout: stdout,
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server child of this test; a round closes with all `phones`.
+fn start_child(dir: &Path, phones: usize) -> ChildServer {
+    ChildServer::start("soak_child", dir, phones as u32)
 }
 
 fn agent() -> reqwest::blocking::Client {
@@ -212,13 +147,13 @@ fn fetch_round(http: &reqwest::blocking::Client, url: &str, token: &str) -> Opti
 
 #[test]
 fn a_thousand_phones_upload_through_restarts_and_dropped_connections() {
-    if std::env::var_os(CHILD_DIR).is_some() {
+    if child::in_child() {
         return;
     }
     let phones = size("FEDMR_SOAK_PHONES", 1000);
     let rounds = size("FEDMR_SOAK_ROUNDS", 3) as u64;
     let dir = TempDir::new("soak");
-    let first = ServerProcess::start(&dir.0, phones);
+    let first = start_child(&dir.0, phones);
     let http = agent();
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..phones)
@@ -264,7 +199,7 @@ fn a_thousand_phones_upload_through_restarts_and_dropped_connections() {
                 let mut slot = server.lock().unwrap();
                 drop(slot.take()); // SIGKILL and reap
                 kills.fetch_add(1, Ordering::SeqCst);
-                let next = ServerProcess::start(&dir, phones);
+                let next = start_child(&dir, phones);
                 *url.write().unwrap() = next.url.clone();
                 *slot = Some(next);
             }

@@ -22,6 +22,19 @@ fn submit_within(core: &Arc<ServerCore>, client: &str, body: Vec<u8>) -> Option<
     rx.recv_timeout(Duration::from_secs(20)).ok()
 }
 
+/// A connection whose trigger refuses the next model, as a full disk would
+/// (dropping the trigger is storage working again).
+fn refuse_models(db_path: &std::path::Path) -> rusqlite::Connection {
+    let refuse = rusqlite::Connection::open(db_path).unwrap();
+    refuse
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON models
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    refuse
+}
+
 #[test]
 fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
     let dir = TempDir::new("storage-failure");
@@ -34,13 +47,7 @@ fn a_failed_close_keeps_the_round_open_and_the_server_answering() {
         submit_within(&core, "a", update_for(&core, "ka").encode()),
         Some(true)
     );
-    let refuse = rusqlite::Connection::open(&db_path).unwrap();
-    refuse
-        .execute_batch(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON models
-             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
-        )
-        .unwrap();
+    let refuse = refuse_models(&db_path);
     // The second update fills the round; storing the next model fails.
     assert_eq!(
         submit_within(&core, "b", update_for(&core, "kb").encode()),
@@ -78,13 +85,7 @@ fn a_failed_close_is_retried_once_storage_works() {
     config.min_updates = 2;
     let db_path = config.db_path();
     let core = Arc::new(open_core(config));
-    let refuse = rusqlite::Connection::open(&db_path).unwrap();
-    refuse
-        .execute_batch(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON models
-             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
-        )
-        .unwrap();
+    let refuse = refuse_models(&db_path);
     submit_within(&core, "a", update_for(&core, "ka").encode());
     assert_eq!(
         submit_within(&core, "b", update_for(&core, "kb").encode()),

@@ -26,16 +26,7 @@ fn update(
 }
 
 fn aggregate(backbone: Backbone, updates: &[ModelUpdate]) -> (GlobalModel, GlobalModel) {
-    let ds = small_dataset();
-    let g = global(&ds, &config(backbone, FusionMode::full()));
-    let mut next = g.clone();
-    let mut agg = Aggregator::new(&g, backbone);
-    updates.iter().for_each(|u| agg.add(&g, u).unwrap());
-    agg.apply(
-        &mut next,
-        &mut ServerOptimizer::new(&ServerStep::Plain { lr: 1.0 }),
-    );
-    (g, next)
+    aggregate_by(backbone, AggregationRule::default(), updates)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use fedmr_core::data::Dataset;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::model::params::Tensors;
