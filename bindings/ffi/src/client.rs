@@ -32,14 +32,36 @@ impl CancelToken {
 /// Implemented by the app: told after each training epoch.
 #[uniffi::export(with_foreign)]
 pub trait TrainProgress: Send + Sync {
-    fn on_epoch(&self, epoch: u32, epochs: u32, loss: f32);
+    /// An exception thrown here ends the round: `train` fails with
+    /// `CallbackFailed` and nothing is written.
+    fn on_epoch(
+        &self,
+        epoch: u32,
+        epochs: u32,
+        loss: f32,
+    ) -> std::result::Result<(), CallbackError>;
+}
+
+/// What an app's callback threw (any exception arrives as this).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum CallbackError {
+    #[error("{reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        CallbackError::Failed { reason: e.reason }
+    }
 }
 
 struct Forward(Arc<dyn TrainProgress>);
 
 impl core::ProgressListener for Forward {
-    fn on_epoch(&self, p: &EpochProgress) {
-        self.0.on_epoch(p.epoch as u32, p.epochs as u32, p.loss)
+    fn on_epoch(&self, p: &EpochProgress) -> std::result::Result<(), String> {
+        self.0
+            .on_epoch(p.epoch as u32, p.epochs as u32, p.loss)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -128,6 +150,12 @@ impl FedmrClient {
     /// The (epsilon, `delta`) local DP has spent over every round trained here.
     pub fn privacy_spent(&self, delta: f64) -> Result<PrivacySpent> {
         Ok(self.inner.privacy_spent(delta)?)
+    }
+
+    /// SQLite's `PRAGMA integrity_check` of the client's database: true when
+    /// the file is sound (an app may run it after a crash or an update).
+    pub fn integrity_check(&self) -> Result<bool> {
+        Ok(self.inner.integrity_check()?)
     }
 
     pub fn export(&self) -> Result<String> {

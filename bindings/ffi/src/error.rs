@@ -25,6 +25,9 @@ pub enum FedmrError {
     /// The cancel token was raised; nothing was written.
     #[error("cancelled")]
     Cancelled,
+    /// The progress callback threw; the round ended and nothing was written.
+    #[error("progress callback failed: {reason}")]
+    CallbackFailed { reason: String },
     /// Another training of the same store committed first; nothing was
     /// written (train again to build on it).
     #[error("busy: {reason}")]
@@ -62,6 +65,7 @@ impl From<Error> for FedmrError {
             Error::Diverged { .. } => FedmrError::Diverged { reason },
             Error::Cancelled => FedmrError::Cancelled,
             Error::Busy(_) => FedmrError::Busy { reason },
+            Error::ListenerFailed(why) => FedmrError::CallbackFailed { reason: why },
             Error::Network(_) => FedmrError::Network { reason },
             Error::Unauthorized(_) => FedmrError::Unauthorized { reason },
             Error::Refused { status, message } => FedmrError::Refused {

@@ -9,6 +9,6 @@ mod client;
 mod error;
 mod records;
 
-pub use client::{CancelToken, FedmrClient, TrainProgress, sample_server_data};
+pub use client::{CallbackError, CancelToken, FedmrClient, TrainProgress, sample_server_data};
 pub use error::FedmrError;
 pub use records::*;

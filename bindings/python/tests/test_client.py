@@ -61,6 +61,7 @@ def test_walk_the_whole_api(client, server_data):
     assert [e[0] for e in progress.epochs] == [1, 2, 3, 4, 5]
     assert report.positives == 7 - 1  # the unknown item is kept, not trained on
     assert len(client.pending_uploads()) == 1
+    assert client.integrity_check() is True
 
     top = client.recommend(10, True, None)
     assert len(top) == 10
@@ -124,6 +125,22 @@ def test_cancel_from_another_thread_writes_nothing(client, server_data):
     assert client.pending_uploads() == []
     report = client.train(TrainOptions(time_budget_ms=0), None, None)
     assert report.epochs_run == 1 and report.stopped_early
+
+
+def test_a_raising_callback_is_a_typed_error_and_writes_nothing(client, server_data):
+    client.record_batch(likes(server_data.item_keys[:10]))
+    before = client.stats()
+
+    class Raises(TrainProgress):
+        def on_epoch(self, epoch, epochs, loss):
+            if epoch == 2:
+                raise ValueError("the app's progress bar is gone")
+
+    with pytest.raises(FedmrError.CallbackFailed) as raised:
+        client.train(TrainOptions(), Raises(), None)
+    assert "progress bar is gone" in str(raised.value)
+    assert client.stats() == before
+    assert client.pending_uploads() == []
 
 
 def test_not_ready_before_a_model(tmp_path):

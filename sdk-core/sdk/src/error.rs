@@ -16,6 +16,10 @@ pub enum Error {
     /// The caller's cancel flag was raised; nothing was written.
     #[error("cancelled")]
     Cancelled,
+    /// The progress listener failed (an app callback raised); the round
+    /// ended there and nothing was written.
+    #[error("progress listener failed: {0}")]
+    ListenerFailed(String),
 
     // What the client's state allows.
     /// The call needs something the client does not have yet.

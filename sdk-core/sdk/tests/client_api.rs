@@ -810,3 +810,35 @@ fn a_model_pinned_to_another_catalog_is_refused() {
     assert!(err.to_string().contains("catalog digest"), "{err}");
     assert_eq!(stats(&client).model_version, Some(1), "nothing changed");
 }
+
+/// A progress listener that fails (an app callback that raised, through
+/// the bindings) ends the round with a typed error; nothing is written.
+#[test]
+fn a_failing_progress_listener_is_a_typed_error_and_writes_nothing() {
+    struct Fails;
+    impl fedmr_sdk::ProgressListener for Fails {
+        fn on_epoch(&self, p: &EpochProgress) -> Result<(), String> {
+            if p.epoch == 2 {
+                return Err("the app's view is gone".into());
+            }
+            Ok(())
+        }
+    }
+    let dir = TempDir::new("listener-fails");
+    let ds = small_dataset();
+    let client = ready_client(&dir, &ds, Backbone::FedAvg);
+    record_history(&client, &[1, 2, 3]);
+    let before = logical(&client);
+    let err = client
+        .train(&TrainOptions {
+            progress: Some(Arc::new(Fails)),
+            ..TrainOptions::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ListenerFailed(m) if m.contains("view is gone")),
+        "{err}"
+    );
+    assert_eq!(logical(&client), before);
+    assert!(client.pending_uploads().unwrap().is_empty());
+}

@@ -50,6 +50,7 @@ final class FedmrClientTests: XCTestCase {
         XCTAssertEqual(report.epochsRun, 5)
         XCTAssertEqual(recorder.epochs, [1, 2, 3, 4, 5])
         XCTAssertEqual(try client.pendingUploads().count, 1)
+        XCTAssertTrue(try client.integrityCheck())
 
         let top = try client.recommend(k: 10, excludeSeen: true, candidates: nil)
         XCTAssertEqual(top.count, 10)

@@ -199,9 +199,13 @@ fn run_round(
     started: Instant,
 ) -> Result<RoundDone> {
     let mut stopped_early = false;
+    let mut listener_failed = None;
     let mut observer = |p: &EpochProgress| {
-        if let Some(listener) = &options.progress {
-            listener.on_epoch(p);
+        if let Some(listener) = &options.progress
+            && let Err(reason) = listener.on_epoch(p)
+        {
+            listener_failed = Some(reason);
+            return Flow::Cancel;
         }
         if cancelled(options) {
             Flow::Cancel
@@ -213,7 +217,7 @@ fn run_round(
             Flow::Continue
         }
     };
-    let (update, local) = train_planned(
+    let trained = train_planned(
         &model.global,
         features,
         model.config.backbone,
@@ -221,7 +225,12 @@ fn run_round(
         plan,
         &start.config,
         &mut observer,
-    )?;
+    );
+    // The listener's failure, not the cancellation it caused.
+    if let Some(reason) = listener_failed {
+        return Err(Error::ListenerFailed(reason));
+    }
+    let (update, local) = trained?;
     Ok(RoundDone {
         update,
         local,

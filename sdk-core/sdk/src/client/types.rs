@@ -50,13 +50,17 @@ impl CancelFlag {
 }
 
 /// Told about each finished epoch of a `train`, on the training thread.
+/// An `Err` (for example an exception in an app's callback, through the
+/// bindings) ends the round: `train` returns [`crate::Error::ListenerFailed`]
+/// with the reason and writes nothing.
 pub trait ProgressListener: Send + Sync {
-    fn on_epoch(&self, progress: &EpochProgress);
+    fn on_epoch(&self, progress: &EpochProgress) -> std::result::Result<(), String>;
 }
 
 impl<F: Fn(&EpochProgress) + Send + Sync> ProgressListener for F {
-    fn on_epoch(&self, progress: &EpochProgress) {
-        self(progress)
+    fn on_epoch(&self, progress: &EpochProgress) -> std::result::Result<(), String> {
+        self(progress);
+        Ok(())
     }
 }
 

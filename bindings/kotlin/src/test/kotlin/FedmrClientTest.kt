@@ -65,6 +65,7 @@ fun main() {
             }, null)
             check(report.epochsRun == 5u && epochs == listOf(1u, 2u, 3u, 4u, 5u)) { "epochs $epochs" }
             check(client.pendingUploads().size == 1) { "one pending upload" }
+            check(client.integrityCheck()) { "the store passes its integrity check" }
 
             val top = client.recommend(10u, true, null)
             check(top.size == 10) { "10 recommendations" }
@@ -110,6 +111,22 @@ fun main() {
             }
             check(unknown.key == "no-such-item") { unknown.key }
             check(client.stats() == before) { "nothing changed" }
+        }
+    }
+
+    test("a callback that throws is a typed error and writes nothing") {
+        newClient(server).use { client ->
+            client.recordBatch(likes(server.itemKeys.take(10)))
+            val before = client.stats()
+            val failed = assertThrows<FedmrException.CallbackFailed> {
+                client.train(TrainOptions(), object : TrainProgress {
+                    override fun onEpoch(epoch: UInt, epochs: UInt, loss: Float) {
+                        if (epoch == 2u) throw IllegalStateException("the app's view is gone")
+                    }
+                }, null)
+            }
+            check(failed.reason.contains("view is gone")) { failed.reason }
+            check(client.stats() == before) { "nothing written" }
         }
     }
 
