@@ -14,7 +14,7 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// The caller's cancel flag was raised; nothing was written.
-    #[error("cancelled")]
+    #[error("cancelled: the cancel flag was raised; nothing was written")]
     Cancelled,
     /// The progress listener failed (an app callback raised); the round
     /// ended there and nothing was written.

@@ -17,6 +17,13 @@ use fedmr_sdk::{
     TrainOptions,
 };
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn stats(c: &Client) -> Stats {
     c.stats().unwrap()
 }
@@ -78,6 +85,20 @@ fn record_validates_the_whole_batch_and_keeps_unknown_items() {
             "huge key",
             Interaction {
                 item_key: "k".repeat(10_000),
+                ..like(2, 1)
+            },
+        ),
+        (
+            "time at i64::MAX",
+            Interaction {
+                timestamp_ms: i64::MAX,
+                ..like(2, 1)
+            },
+        ),
+        (
+            "time a week ahead",
+            Interaction {
+                timestamp_ms: now_ms() + 7 * 24 * 3600 * 1000,
                 ..like(2, 1)
             },
         ),
@@ -841,4 +862,38 @@ fn a_failing_progress_listener_is_a_typed_error_and_writes_nothing() {
     );
     assert_eq!(logical(&client), before);
     assert!(client.pending_uploads().unwrap().is_empty());
+}
+
+/// Mistakes an app makes in what it passes get a clear error from the call
+/// that made them: an empty database path, a malformed server URL (at once,
+/// not after five network retries), and a cancellation says what happened.
+#[test]
+fn app_mistakes_are_named_at_the_call_that_made_them() {
+    match Client::open(ClientConfig::new("")) {
+        Err(Error::InvalidConfig(m)) => assert!(m.contains("database path is empty"), "{m}"),
+        Err(e) => panic!("expected InvalidConfig, got {e}"),
+        Ok(_) => panic!("an empty path was opened"),
+    }
+    let dir = TempDir::new("app-mistakes");
+    let client = Client::open(ClientConfig::new(dir.db())).unwrap();
+    for url in [
+        "not a url",
+        "ftp://example.com",
+        "http://",
+        "localhost:8750",
+    ] {
+        let started = std::time::Instant::now();
+        let remote = fedmr_sdk::Remote::new(url, "token");
+        for result in [
+            client.sync(&remote).map(|_| ()),
+            client.upload(&remote).map(|_| ()),
+        ] {
+            match result {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains("server URL"), "{url}: {m}"),
+                other => panic!("{url}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "{url}: retried");
+    }
+    assert!(Error::Cancelled.to_string().contains("nothing was written"));
 }

@@ -109,6 +109,9 @@ impl Client {
     /// Opens (creating if needed) the client's database and loads the
     /// installed catalog and model.
     pub fn open(config: ClientConfig) -> Result<Client> {
+        if config.db_path.as_os_str().is_empty() {
+            return Err(Error::InvalidConfig("the database path is empty".into()));
+        }
         if config.retention_cap == 0 {
             return Err(Error::InvalidConfig(
                 "retention_cap must be at least 1".into(),

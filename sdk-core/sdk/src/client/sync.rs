@@ -51,6 +51,21 @@ impl Remote {
         }
     }
 
+    /// The server address must be an http(s) URL with a host: a malformed
+    /// one is the app's error, reported at once, not retried as a network
+    /// failure.
+    pub(crate) fn check(&self) -> Result<()> {
+        let url = reqwest::Url::parse(self.base_url.trim())
+            .map_err(|e| Error::InvalidArgument(format!("server URL {:?}: {e}", self.base_url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::InvalidArgument(format!(
+                "server URL {:?}: expected http(s)://host[:port]",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url.trim_end_matches('/'))
     }
@@ -152,6 +167,7 @@ pub(crate) fn refusal(response: Response) -> (u16, String) {
 impl Client {
     /// Downloads the catalog and the model if they changed, and installs them.
     pub fn sync(&self, remote: &Remote) -> Result<SyncReport> {
+        remote.check()?;
         let mut report = SyncReport::default();
         let installed = self.installed();
         let catalog_tag = installed
@@ -215,6 +231,7 @@ impl Client {
     /// Under secure aggregation an update goes through the protocol's
     /// phases, as far as the server allows in this call (`waiting`).
     pub fn upload(&self, remote: &Remote) -> Result<UploadReport> {
+        remote.check()?;
         let http = http()?;
         let url = remote.url("/v1/updates");
         let mut report = UploadReport::default();

@@ -4,6 +4,7 @@
 use rusqlite::params;
 
 use super::Store;
+use super::db::now_ms;
 use crate::interaction::{Interaction, InteractionKind};
 use crate::{Error, Result};
 use fedmr_core::wire::MAX_ITEM_KEY_BYTES;
@@ -40,8 +41,21 @@ fn invalid_reason(interaction: &Interaction) -> Option<String> {
             interaction.timestamp_ms
         ));
     }
+    // A timestamp past tomorrow is a unit or clock mistake; kept, it would
+    // outlive every real interaction under retention.
+    let tomorrow = now_ms().saturating_add(MAX_CLOCK_AHEAD_MS);
+    if interaction.timestamp_ms > tomorrow {
+        return Some(format!(
+            "timestamp {} ms is more than a day ahead of this device's clock ({} ms)",
+            interaction.timestamp_ms,
+            now_ms()
+        ));
+    }
     None
 }
+
+/// How far ahead of the device clock a timestamp may be (clock skew).
+const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
 impl Store {
     /// Records `batch` and then keeps only the newest `retention_cap`
