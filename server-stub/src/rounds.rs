@@ -136,22 +136,7 @@ impl ServerCore {
             ServerError::Damaged(format!("{}: a model but no catalog", path.display()))
         })?;
         let stored = db.latest_model()?.expect("initialised above");
-        if let Some(sealed) = seal::read(&path)?
-            && stored.version < sealed
-        {
-            return Err(ServerError::Damaged(format!(
-                "{}: its newest model is version {} but version {sealed} was published \
-                 (its WAL was lost or cut, or an older copy was put back): the rounds \
-                 since and their acknowledged updates are gone. Restore the newest \
-                 backup with `fedmr-server init --from-backup`, or accept the loss by \
-                 deleting {}",
-                path.display(),
-                stored.version,
-                seal::path(&path).display()
-            )));
-        }
-        seal::write(&path, stored.version)
-            .map_err(|e| ServerError::Internal(format!("{}: {e}", seal::path(&path).display())))?;
+        seal::check(&path, stored.version)?;
         let unreadable = |what: &str, e: fedmr_core::Error| {
             ServerError::Damaged(format!(
                 "{}: the stored {what} does not decode: {e}",
@@ -199,6 +184,10 @@ impl ServerCore {
                 path.display()
             ))
         })?;
+        // Every check passed: the seal follows the store (a refused start
+        // changes nothing).
+        seal::write(&path, stored.version)
+            .map_err(|e| ServerError::Internal(format!("{}: {e}", seal::path(&path).display())))?;
         let tokens = Tokens::default();
         for (client, d) in db.clients()? {
             tokens.insert(d, client);

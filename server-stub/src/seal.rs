@@ -29,6 +29,21 @@ pub fn read(db: &Path) -> Result<Option<u64>, ServerError> {
     }
 }
 
+/// Refuses a store whose newest model is older than the seal.
+pub fn check(db: &Path, stored_version: u64) -> Result<(), ServerError> {
+    match read(db)? {
+        Some(sealed) if stored_version < sealed => Err(ServerError::Damaged(format!(
+            "{}: its newest model is version {stored_version} but version {sealed} was \
+             published (its WAL was lost or cut, or an older copy was put back): the rounds \
+             since and their acknowledged updates are gone. Restore the newest backup with \
+             `fedmr-server init --from-backup`, or accept the loss by deleting {}",
+            db.display(),
+            path(db).display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Replaces the seal atomically (written, synced, renamed over).
 pub fn write(db: &Path, version: u64) -> std::io::Result<()> {
     let p = path(db);
