@@ -1,7 +1,8 @@
 //! Folding client updates into the next global model. Streaming: running
 //! weighted sums, so memory is O(model) whatever the number of clients. Used
-//! by the in-process simulation and by the server alike. A robust rule
-//! (`robust.rs`: trimmed mean, median) holds the round's updates instead.
+//! by the in-process simulation and by the server alike. A rule against
+//! poisoning (a trimmed mean or median, `robust.rs`, or a per-row clip)
+//! holds the round's updates instead.
 
 mod robust;
 
@@ -81,8 +82,8 @@ impl Default for AggregationRule {
 pub struct Aggregator {
     backbone: Backbone,
     rule: AggregationRule,
-    /// The round's updates, kept only under a robust rule (which needs
-    /// them all at once); the weighted mean streams.
+    /// The round's updates, kept only under a rule that needs them all at
+    /// once (`AggregationRule::holds_updates`); the weighted mean streams.
     held: Vec<ModelUpdate>,
     /// The most samples an update's weight counts (its declared count is
     /// the client's word; the server decides how far it is taken).
