@@ -96,6 +96,13 @@ fn record_validates_the_whole_batch_and_keeps_unknown_items() {
             },
         ),
         (
+            "time in seconds",
+            Interaction {
+                timestamp_ms: now_ms() / 1000,
+                ..like(2, 1)
+            },
+        ),
+        (
             "time a week ahead",
             Interaction {
                 timestamp_ms: now_ms() + 7 * 24 * 3600 * 1000,

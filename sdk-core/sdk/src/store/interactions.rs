@@ -41,6 +41,15 @@ fn invalid_reason(interaction: &Interaction) -> Option<String> {
             interaction.timestamp_ms
         ));
     }
+    // 1e9..1e10 is 2001-2286 counted in seconds, but 12 Jan - 26 Apr 1970
+    // in milliseconds: a unit mistake, not a real interaction.
+    if SECONDS_SINCE_2001.contains(&interaction.timestamp_ms) {
+        return Some(format!(
+            "timestamp {} looks like seconds since 1970; milliseconds are expected \
+             (multiply by 1000)",
+            interaction.timestamp_ms
+        ));
+    }
     // A timestamp past tomorrow is a unit or clock mistake; kept, it would
     // outlive every real interaction under retention.
     let tomorrow = now_ms().saturating_add(MAX_CLOCK_AHEAD_MS);
@@ -53,6 +62,9 @@ fn invalid_reason(interaction: &Interaction) -> Option<String> {
     }
     None
 }
+
+/// Timestamps that read as seconds since 1970 (years 2001-2286).
+const SECONDS_SINCE_2001: std::ops::Range<i64> = 1_000_000_000..10_000_000_000;
 
 /// How far ahead of the device clock a timestamp may be (clock skew).
 const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
