@@ -242,8 +242,8 @@ impl<C: Coordinator> Federation<C> {
             }
         }
         if let Some(poisoning) = &mut self.poisoning {
+            // Malicious clients train on the round's model, as honest ones do.
             let participation = selected.len() as f64 / self.phones.len().max(1) as f64;
-            let global = self.coordinator.global().clone();
             for update in poisoning.updates(
                 &global,
                 &self.catalog,
