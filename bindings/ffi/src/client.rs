@@ -1,4 +1,7 @@
 //! `FedmrClient`: fedmr-sdk's `Client`, method for method.
+//!
+//! The doc comments here are what Kotlin (KDoc), Swift and Python
+//! (docstrings) users read: uniffi copies them into the generated sources.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,28 +14,34 @@ use crate::records::*;
 
 type Result<T> = std::result::Result<T, FedmrError>;
 
-/// Raise it from any thread to cancel a running `train`.
+/// Raise it from any thread to cancel a running `train`: the round is
+/// discarded and `train` fails with `Cancelled`.
 #[derive(uniffi::Object, Default)]
 pub struct CancelToken(CancelFlag);
 
 #[uniffi::export]
 impl CancelToken {
+    /// A token that is not raised.
     #[uniffi::constructor]
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
+    /// Raises the token (safe from any thread, any number of times).
     pub fn cancel(&self) {
         self.0.cancel()
     }
+    /// True once `cancel` was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.is_cancelled()
     }
 }
 
-/// Implemented by the app: told after each training epoch.
+/// Implemented by the app: told after each training epoch, on the thread
+/// that called `train`.
 #[uniffi::export(with_foreign)]
 pub trait TrainProgress: Send + Sync {
-    /// An exception thrown here ends the round: `train` fails with
+    /// Epoch `epoch` of `epochs` finished with mean loss `loss`. An
+    /// exception thrown here ends the round: `train` fails with
     /// `CallbackFailed` and nothing is written.
     fn on_epoch(
         &self,
@@ -45,6 +54,7 @@ pub trait TrainProgress: Send + Sync {
 /// What an app's callback threw (any exception arrives as this).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
+    /// The callback failed; `reason` is the exception's text.
     #[error("{reason}")]
     Failed { reason: String },
 }
@@ -65,6 +75,19 @@ impl core::ProgressListener for Forward {
     }
 }
 
+/// The SDK's entry point: one per user and database file.
+///
+/// Threading: every method blocks the calling thread until it is done —
+/// `train` for seconds, `sync` and `upload` for network round trips, the
+/// rest for milliseconds (SQLite). Call them from a background thread,
+/// never from a UI thread: on Android `Dispatchers.IO` or the `suspend`
+/// functions of `org.fedmr.sdk`, on iOS the `async` functions of the
+/// Swift package. A client may be shared by several threads; two
+/// trainings of one database (threads or processes) never interleave: the
+/// later one fails with `Busy` and writes nothing.
+///
+/// Errors: every method fails with `FedmrError` and changes nothing when
+/// it fails.
 #[derive(uniffi::Object)]
 pub struct FedmrClient {
     inner: core::Client,
@@ -72,6 +95,9 @@ pub struct FedmrClient {
 
 #[uniffi::export]
 impl FedmrClient {
+    /// Opens (creating if needed) the database at `config.db_path` and
+    /// loads the installed catalog and model. Blocking (milliseconds to a
+    /// few hundred at 100,000 items).
     #[uniffi::constructor]
     pub fn open(config: ClientConfig) -> Result<Arc<Self>> {
         let inner = core::Client::open(core::ClientConfig {
@@ -82,23 +108,45 @@ impl FedmrClient {
         Ok(Arc::new(FedmrClient { inner }))
     }
 
+    /// Records one interaction. Items the catalog does not know yet are
+    /// kept and count once a catalog has them. Refused (`InvalidInput`): a
+    /// blank key, a timestamp that is negative, more than a day ahead or
+    /// in seconds rather than milliseconds, a missing or non-finite weight.
     pub fn record(&self, interaction: Interaction) -> Result<()> {
-        Ok(self.inner.record(interaction.into())?)
+        Ok(self.inner.record(interaction.try_into()?)?)
     }
 
+    /// Records a batch in one transaction: all of it, or (on any invalid
+    /// entry, named by its index) none of it. Returns how many were stored.
     pub fn record_batch(&self, interactions: Vec<Interaction>) -> Result<u64> {
-        let batch: Vec<core::Interaction> = interactions.into_iter().map(Into::into).collect();
+        let batch = interactions
+            .into_iter()
+            .map(core::Interaction::try_from)
+            .collect::<Result<Vec<_>>>()?;
         Ok(self.inner.record_batch(&batch)? as u64)
     }
 
+    /// Installs a catalog message from the server (what `sync` does for
+    /// you). False when this exact catalog is already installed; an older
+    /// version is refused.
     pub fn apply_catalog(&self, bytes: Vec<u8>) -> Result<bool> {
         Ok(self.inner.apply_catalog(&bytes)?)
     }
 
+    /// Installs a global model message from the server (what `sync` does
+    /// for you). It must fit the installed catalog and be newer than the
+    /// installed model; false when this exact model is already installed.
     pub fn apply_model(&self, bytes: Vec<u8>) -> Result<bool> {
         Ok(self.inner.apply_model(&bytes)?)
     }
 
+    /// Trains one local round on the recorded interactions and queues its
+    /// update for `upload` (one per model version: a newer round replaces
+    /// the queued one). Blocking, seconds: run it in a background job.
+    /// `progress` is told after each epoch; raising `cancel` stops the round
+    /// (`Cancelled`, nothing written).
+    // (`options` last: uniffi 0.32 parses a bare name only at the end.)
+    #[uniffi::method(default(progress = None, cancel = None, options))]
     pub fn train(
         &self,
         options: TrainOptions,
@@ -114,6 +162,10 @@ impl FedmrClient {
         Ok(self.inner.train(&options)?.into())
     }
 
+    /// The top `k` items for the user, best first. `exclude_seen` leaves
+    /// out items the user interacted with; `candidates` ranks only these
+    /// keys (unknown ones are refused).
+    #[uniffi::method(default(exclude_seen = true, candidates = None))]
     pub fn recommend(
         &self,
         k: u32,
@@ -127,27 +179,37 @@ impl FedmrClient {
         Ok(self.inner.recommend(k as usize, &options)?)
     }
 
+    /// The user's score of every catalog item, by catalog position: what
+    /// `recommend` ranks (for evaluation and research).
     pub fn scores(&self) -> Result<Vec<f32>> {
         Ok(self.inner.scores()?)
     }
 
+    /// The user's private router weights, per expert and (where
+    /// computable) per modality, for an app to show what drives the
+    /// recommendations.
     pub fn preferences(&self) -> Result<Preferences> {
         Ok(self.inner.preferences()?)
     }
 
+    /// Updates waiting for upload, oldest first (`upload` sends them).
     pub fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
         Ok(self.inner.pending_uploads()?)
     }
 
+    /// Removes an update from the outbox after an app delivered it itself;
+    /// false if it was not there.
     pub fn acknowledge_upload(&self, idempotency_key: String) -> Result<bool> {
         Ok(self.inner.acknowledge_upload(&idempotency_key)?)
     }
 
+    /// Counts and versions of what the client holds.
     pub fn stats(&self) -> Result<Stats> {
         Ok(self.inner.stats()?.into())
     }
 
-    /// The (epsilon, `delta`) local DP has spent over every round trained here.
+    /// The (epsilon, `delta`) local DP has spent over every round trained
+    /// here; `delta` must be in (0, 1).
     pub fn privacy_spent(&self, delta: f64) -> Result<PrivacySpent> {
         Ok(self.inner.privacy_spent(delta)?)
     }
@@ -158,18 +220,29 @@ impl FedmrClient {
         Ok(self.inner.integrity_check()?)
     }
 
+    /// Everything the client holds about the user, as JSON (for a
+    /// "download my data" screen).
     pub fn export(&self) -> Result<String> {
         Ok(self.inner.export()?)
     }
 
+    /// Erases everything of the user's (interactions, private state,
+    /// pending updates) and compacts the file so nothing lingers; the
+    /// server's catalog and model stay.
     pub fn forget_me(&self) -> Result<()> {
         Ok(self.inner.forget_me()?)
     }
 
+    /// Downloads the catalog and the model if they changed, and installs
+    /// them. Blocking: network round trips, retried up to
+    /// `remote.max_attempts` times.
     pub fn sync(&self, remote: Remote) -> Result<SyncReport> {
         Ok(self.inner.sync(&remote.into())?)
     }
 
+    /// Sends every pending update, oldest first; what the server could not
+    /// take yet stays queued (`remaining`, `waiting`: call again later).
+    /// Blocking: network round trips.
     pub fn upload(&self, remote: Remote) -> Result<UploadReport> {
         let r = self.inner.upload(&remote.into())?;
         Ok(UploadReport {

@@ -3,6 +3,8 @@
 
 use fedmr_sdk::Error;
 
+/// Every failure of the SDK, grouped by what an app can do about it; the
+/// call that failed changed nothing. `reason` is the SDK's explanation.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum FedmrError {
     /// An argument, interaction, configuration or option the app passed is invalid.
@@ -17,14 +19,15 @@ pub enum FedmrError {
     /// The call needs a catalog, a model or interactions the client does not have yet.
     #[error("not ready: {reason}")]
     NotReady { reason: String },
+    /// A candidate key the catalog does not have.
     #[error("unknown item {key}")]
     UnknownItem { key: String },
     /// Training diverged; nothing was written.
     #[error("training diverged: {reason}")]
     Diverged { reason: String },
     /// The cancel token was raised; nothing was written.
-    #[error("cancelled")]
-    Cancelled,
+    #[error("{reason}")]
+    Cancelled { reason: String },
     /// The progress callback threw; the round ended and nothing was written.
     #[error("progress callback failed: {reason}")]
     CallbackFailed { reason: String },
@@ -63,7 +66,7 @@ impl From<Error> for FedmrError {
             Error::NotReady(_) => FedmrError::NotReady { reason },
             Error::UnknownItem(key) => FedmrError::UnknownItem { key },
             Error::Diverged { .. } => FedmrError::Diverged { reason },
-            Error::Cancelled => FedmrError::Cancelled,
+            Error::Cancelled => FedmrError::Cancelled { reason },
             Error::Busy(_) => FedmrError::Busy { reason },
             Error::ListenerFailed(why) => FedmrError::CallbackFailed { reason: why },
             Error::Network(_) => FedmrError::Network { reason },

@@ -2,83 +2,121 @@
 //! fedmr-sdk counterpart.
 
 use fedmr_sdk as core;
+
+use crate::error::FedmrError;
 pub use fedmr_sdk::demo::SampleServerData;
 pub use fedmr_sdk::{
     ExpertWeight, ModalityShare, PendingUpload, Preferences, PrivacySpent, Recommendation,
     SyncReport,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
+/// What the user did with an item; each kind carries the SDK's built-in
+/// weight, `Weighted` the one given in `Interaction.weight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum InteractionKind {
     View,
     Click,
     Like,
     Purchase,
+    /// A negative signal.
     Dislike,
-    /// An app-defined signal with an explicit weight.
-    Weighted {
-        weight: f32,
-    },
+    /// An app-defined signal whose weight is `Interaction.weight`.
+    Weighted,
 }
 
-impl From<InteractionKind> for fedmr_sdk::InteractionKind {
-    fn from(k: InteractionKind) -> Self {
-        use fedmr_sdk::InteractionKind as K;
-        match k {
-            InteractionKind::View => K::View,
-            InteractionKind::Click => K::Click,
-            InteractionKind::Like => K::Like,
-            InteractionKind::Purchase => K::Purchase,
-            InteractionKind::Dislike => K::Dislike,
-            InteractionKind::Weighted { weight } => K::Weighted(weight),
-        }
-    }
-}
-
+/// One thing the user did.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Interaction {
+    /// The catalog's key of the item.
     pub item_key: String,
     pub kind: InteractionKind,
+    /// When, in milliseconds since 1970 (UTC).
     pub timestamp_ms: i64,
+    /// The weight of a `Weighted` interaction (finite); must be left out
+    /// for the other kinds.
+    #[uniffi(default = None)]
+    pub weight: Option<f32>,
 }
 
-impl From<Interaction> for core::Interaction {
-    fn from(i: Interaction) -> Self {
-        core::Interaction {
+impl TryFrom<Interaction> for core::Interaction {
+    type Error = FedmrError;
+
+    fn try_from(i: Interaction) -> Result<Self, FedmrError> {
+        use core::InteractionKind as K;
+        let kind = match (i.kind, i.weight) {
+            (InteractionKind::Weighted, Some(weight)) => K::Weighted(weight),
+            (InteractionKind::Weighted, None) => {
+                return Err(invalid("a Weighted interaction needs a weight"));
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "weight is only for Weighted interactions (the other kinds have their own)",
+                ));
+            }
+            (InteractionKind::View, None) => K::View,
+            (InteractionKind::Click, None) => K::Click,
+            (InteractionKind::Like, None) => K::Like,
+            (InteractionKind::Purchase, None) => K::Purchase,
+            (InteractionKind::Dislike, None) => K::Dislike,
+        };
+        Ok(core::Interaction {
             item_key: i.item_key,
-            kind: i.kind.into(),
+            kind,
             timestamp_ms: i.timestamp_ms,
-        }
+        })
     }
 }
 
+fn invalid(reason: &str) -> FedmrError {
+    FedmrError::InvalidInput {
+        reason: reason.to_string(),
+    }
+}
+
+/// How to open a client.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ClientConfig {
+    /// The SQLite file (created on first open), in the app's private storage.
     pub db_path: String,
+    /// Most interactions kept; the oldest go first.
     #[uniffi(default = 50000)]
     pub retention_cap: u64,
+    /// Fixes the private state's initialisation and negative sampling
+    /// (tests, simulations); leave it out in an app.
     #[uniffi(default = None)]
     pub seed: Option<u64>,
 }
 
+/// Options of one `train` call; the defaults train with the server's
+/// settings and no time limit.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct TrainOptions {
-    /// Stop after the epoch that reaches this many milliseconds.
+    /// Stop after the epoch that reaches this many milliseconds, keeping
+    /// the epochs done (at least one always runs).
     #[uniffi(default = None)]
     pub time_budget_ms: Option<u64>,
 }
 
+/// What one `train` did.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct TrainReport {
     pub epochs_run: u32,
     pub epochs_planned: u32,
+    /// Mean loss of each epoch run.
     pub losses: Vec<f32>,
+    /// Interactions with catalog items that were trained on.
     pub positives: u32,
+    /// Interactions with items the catalog does not have (kept, not used).
     pub unknown_items: u32,
+    /// Training samples (positives and sampled negatives) per epoch.
     pub samples: u64,
+    /// The time budget ended the round before its planned epochs.
     pub stopped_early: bool,
+    /// The server round the update is for.
     pub round: u64,
+    /// The model version the round trained on.
     pub base_version: u64,
+    /// The queued update's key (what `pending_uploads` lists).
     pub idempotency_key: String,
     pub update_bytes: u64,
     pub duration_ms: u64,
@@ -114,8 +152,9 @@ pub struct Recommendation {
     pub score: f32,
 }
 
-/// What the user's uploads have spent of their privacy under local DP;
-/// `epsilon` is infinite once any round ran without it.
+/// What the user's uploads have spent of their privacy under local DP
+/// (`rounds` trained, `rounds_without_dp` among them); `epsilon` is
+/// infinite once any round ran without it.
 #[uniffi::remote(Record)]
 pub struct PrivacySpent {
     pub rounds: u64,
@@ -146,7 +185,7 @@ pub struct Preferences {
     pub trained: bool,
 }
 
-/// An update waiting in the outbox.
+/// An update waiting in the outbox: `bytes` is what `upload` sends.
 #[uniffi::remote(Record)]
 pub struct PendingUpload {
     pub idempotency_key: String,
@@ -156,10 +195,14 @@ pub struct PendingUpload {
     pub created_ms: i64,
 }
 
+/// Counts and versions of what a client holds.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Stats {
+    /// Interactions stored.
     pub interactions: u64,
+    /// Distinct items of the catalog among them.
     pub known_items: u64,
+    /// Distinct items the catalog does not have.
     pub unknown_items: u64,
     pub catalog_version: Option<u64>,
     /// The installed catalog's sha256 (hex), which the model is pinned to.
@@ -191,10 +234,14 @@ impl From<core::Stats> for Stats {
 /// Where and as whom to sync.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Remote {
+    /// The server, `https://` (plain `http://` only for local addresses).
     pub base_url: String,
+    /// This client's token from the server's operator.
     pub token: String,
+    /// Per request.
     #[uniffi(default = 30000)]
     pub timeout_ms: u64,
+    /// Attempts per request when the server cannot be reached.
     #[uniffi(default = 5)]
     pub max_attempts: u32,
 }
@@ -217,16 +264,22 @@ pub struct SyncReport {
     pub bytes_downloaded: u64,
 }
 
+/// What one `upload` did with the outbox.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct UploadReport {
+    /// Accepted by the server.
     pub delivered: u32,
+    /// The server already had them (a retry after a lost acknowledgement).
     pub duplicates: u32,
+    /// Refused for good (stale round, malformed, too large): removed.
     pub dropped: u32,
+    /// Still queued because the server could not be reached.
     pub remaining: u32,
     pub bytes_uploaded: u64,
     /// Updates of a secure-aggregation round waiting for other clients:
     /// call `upload` again later (a background job's next run).
     pub waiting: u32,
+    /// Why `remaining` is not zero, if it is not.
     pub last_error: Option<String>,
 }
 

@@ -35,7 +35,7 @@ def client(tmp_path, server_data):
 
 def likes(keys):
     return [
-        Interaction(item_key=k, kind=InteractionKind.LIKE(), timestamp_ms=t)
+        Interaction(item_key=k, kind=InteractionKind.LIKE, timestamp_ms=t)
         for t, k in enumerate(keys)
     ]
 
@@ -51,7 +51,7 @@ class Recorder(TrainProgress):
 def test_walk_the_whole_api(client, server_data):
     keys = server_data.item_keys[:6]
     assert client.record_batch(likes(keys)) == 6
-    client.record(Interaction(item_key="not-in-catalog", kind=InteractionKind.WEIGHTED(weight=0.5), timestamp_ms=99))
+    client.record(Interaction(item_key="not-in-catalog", kind=InteractionKind.WEIGHTED, weight=0.5, timestamp_ms=99))
     stats = client.stats()
     assert (stats.interactions, stats.known_items, stats.unknown_items) == (7, 6, 1)
 
@@ -96,9 +96,13 @@ def test_errors_are_typed_and_change_nothing(client, server_data):
     client.record_batch(likes(server_data.item_keys[:3]))
     before = client.stats()
     with pytest.raises(FedmrError.InvalidInput):
-        client.record(Interaction(item_key=" ", kind=InteractionKind.VIEW(), timestamp_ms=1))
+        client.record(Interaction(item_key=" ", kind=InteractionKind.VIEW, timestamp_ms=1))
     with pytest.raises(FedmrError.InvalidInput):
-        client.record(Interaction(item_key="a", kind=InteractionKind.WEIGHTED(weight=float("nan")), timestamp_ms=1))
+        client.record(Interaction(item_key="a", kind=InteractionKind.WEIGHTED, weight=float("nan"), timestamp_ms=1))
+    with pytest.raises(FedmrError.InvalidInput, match="needs a weight"):
+        client.record(Interaction(item_key="a", kind=InteractionKind.WEIGHTED, timestamp_ms=1))
+    with pytest.raises(FedmrError.InvalidInput, match="only for Weighted"):
+        client.record(Interaction(item_key="a", kind=InteractionKind.LIKE, weight=2.0, timestamp_ms=1))
     with pytest.raises(FedmrError.InvalidMessage):
         client.apply_catalog(server_data.catalog[:-3])
     with pytest.raises(FedmrError.InvalidMessage):

@@ -55,7 +55,8 @@ struct BrowseView: View {
         List(catalog.keys.prefix(100), id: \.self) { key in
             Button(catalog.title(key)) {
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
-                try? client.record(interaction: Interaction(itemKey: key, kind: .click, timestampMs: now))
+                // Off the main actor: the SDK's calls block (SQLite).
+                Task { try? await client.recordAsync(interaction: Interaction(itemKey: key, kind: .click, timestampMs: now)) }
             }
         }
     }
@@ -78,6 +79,7 @@ struct ForYouView: View {
                 Text("\(item.title)  (\(String(format: "%.2f", item.score)))")
             }
         }
-        .onAppear { state = try? presenter.load() }
+        // The presenter's SDK calls block: load on a detached task.
+        .task { state = try? await Task.detached { try presenter.load() }.value }
     }
 }

@@ -40,7 +40,7 @@ final class FedmrClientTests: XCTestCase {
         let client = try newClient()
         let keys = Array(server.itemKeys.prefix(6))
         XCTAssertEqual(try client.recordBatch(interactions: likes(keys)), 6)
-        try client.record(interaction: Interaction(itemKey: "not-in-catalog", kind: .weighted(weight: 0.5), timestampMs: 99))
+        try client.record(interaction: Interaction(itemKey: "not-in-catalog", kind: .weighted, timestampMs: 99, weight: 0.5))
         let stats = try client.stats()
         XCTAssertEqual(stats.interactions, 7)
         XCTAssertEqual(stats.unknownItems, 1)

@@ -22,8 +22,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The on-device database. `Send + Sync`: share it across threads by reference
 /// or `Arc`.
 pub struct Store {
-    writer: Mutex<Connection>,
+    // Fields drop in order: the read-only connection closes first, so the
+    // writer is the last one and SQLite checkpoints the WAL into the main
+    // file and deletes it (a read-only last connection cannot). A closed
+    // client leaves one self-contained file.
     reader: Mutex<Connection>,
+    writer: Mutex<Connection>,
 }
 
 impl Store {
@@ -179,6 +183,24 @@ mod tests {
             kind: InteractionKind::View,
             timestamp_ms: ts,
         }
+    }
+
+    #[test]
+    fn dropping_the_store_folds_the_wal_into_the_main_file() {
+        let dir = TempDir::new("db-close");
+        let store = Store::open(&dir.db()).unwrap();
+        store.record_batch(&[view("a", 1)], 10).unwrap();
+        let wal = dir.db().with_extension("sqlite-wal");
+        assert!(wal.exists(), "WAL mode writes a -wal file while open");
+        // A read opens the read-only connection's view of the WAL.
+        assert_eq!(store.interaction_count().unwrap(), 1);
+        drop(store);
+        assert!(
+            !wal.exists(),
+            "the last connection to close checkpoints and removes the WAL"
+        );
+        let reopened = Store::open(&dir.db()).unwrap();
+        assert_eq!(reopened.interaction_count().unwrap(), 1);
     }
 
     #[test]

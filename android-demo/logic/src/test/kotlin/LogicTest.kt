@@ -7,7 +7,17 @@ import java.net.http.HttpClient
 import java.net.http.HttpRequest
 import java.net.http.HttpResponse
 import java.nio.file.Files
+import java.util.Collections
+import java.util.concurrent.Executors
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import org.fedmr.demo.*
+import org.fedmr.testing.threadRecordingClient
 import uniffi.fedmr_ffi.*
 
 private var failures = 0
@@ -66,10 +76,10 @@ fun main(args: Array<String>) {
             client.applyCatalog(data.catalog)
             client.applyModel(data.model)
             val tapped = catalog.page(0, 5)
-            tapped.forEachIndexed { t, k -> client.record(Interaction(k, InteractionKind.Click, t.toLong())) }
+            tapped.forEachIndexed { t, k -> client.record(Interaction(k, InteractionKind.CLICK, t.toLong())) }
             val untrained = presenter.load()
             check(!untrained.personalised && untrained.message != null) { "$untrained" }
-            client.train(TrainOptions(), null, null)
+            client.train()
             val state = presenter.load()
             check(state.personalised && state.message == null) { "$state" }
             check(state.items.size == 10 && state.items.none { it.itemKey in tapped }) { "${state.items}" }
@@ -80,13 +90,53 @@ fun main(args: Array<String>) {
         }
     }
 
+    test("view-model: the UI's calls reach the SDK only off the main thread") {
+        // The app's main thread, as Dispatchers.Main would be on Android.
+        val mainExecutor = Executors.newSingleThreadExecutor { Thread(it, "demo-main") }
+        val scope = CoroutineScope(SupervisorJob() + mainExecutor.asCoroutineDispatcher())
+        val sdkThreads = Collections.synchronizedList(mutableListOf<String>())
+        val data = sampleServerData(200u, 2uL)
+        val dir = Files.createTempDirectory("fedmr-demo-vm")
+        val repository = DemoRepository(
+            openClient = {
+                sdkThreads.add(Thread.currentThread().name)
+                val client = FedmrClient.open(ClientConfig(dbPath = dir.resolve("demo.sqlite").toString(), seed = 1uL))
+                client.applyCatalog(data.catalog)
+                client.applyModel(data.model)
+                threadRecordingClient(client, sdkThreads)
+            },
+            catalogKeys = { sdkThreads.add(Thread.currentThread().name); data.itemKeys },
+        )
+        try {
+            val screen = ForYouViewModel(repository, scope, pageSize = 20)
+            runBlocking {
+                screen.start().join()
+                val loaded = screen.state.value
+                check(!loaded.loading && loaded.browse.size == 20 && loaded.forYou != null) { "$loaded" }
+                check(!loaded.forYou!!.personalised) { "nothing trained yet" }
+                loaded.browse.take(5).forEach { (key, _) -> screen.tap(key).join() }
+                check(screen.state.value.forYou!!.items.none { it.itemKey in loaded.browse.take(5).map { p -> p.first } }) {
+                    "tapped items are excluded from For you"
+                }
+                withTimeout(5_000) { screen.state.first { it.error == null } }
+                repository.close()
+            }
+            // open + catalog + (recommend + preferences) x 6 loads + 5 records + close
+            check(sdkThreads.size == 2 + 12 + 5 + 1) { "${sdkThreads.size} SDK calls: $sdkThreads" }
+            check(sdkThreads.none { it == "demo-main" }) { "an SDK call ran on the main thread: $sdkThreads" }
+        } finally {
+            scope.cancel()
+            mainExecutor.shutdown()
+        }
+    }
+
     test("background job: sync, train, upload against a real server") {
         Server(serverBinary).use { server ->
             newClient().use { client ->
                 val remote = Remote(baseUrl = server.url, token = server.token("demo-phone"))
                 val first = BackgroundSync(client, { remote }).run()
                 check(first.synced && !first.trained && !first.retry) { "nothing to train yet: $first" }
-                (0 until 6).forEach { client.record(Interaction("item-$it", InteractionKind.Like, it.toLong())) }
+                (0 until 6).forEach { client.record(Interaction("item-$it", InteractionKind.LIKE, it.toLong())) }
                 val second = BackgroundSync(client, { remote }).run()
                 check(second.synced && second.trained && second.delivered == 1 && second.pending == 0) { "$second" }
                 check(client.pendingUploads().isEmpty()) { "outbox flushed" }
@@ -101,7 +151,7 @@ fun main(args: Array<String>) {
                 val remotes = phones.indices.map { Remote(baseUrl = server.url, token = server.token("phone-$it")) }
                 phones.forEachIndexed { p, client ->
                     client.sync(remotes[p])
-                    (0 until 6).forEach { client.record(Interaction("item-${p * 7 + it}", InteractionKind.Like, it.toLong())) }
+                    (0 until 6).forEach { client.record(Interaction("item-${p * 7 + it}", InteractionKind.LIKE, it.toLong())) }
                 }
                 val delivered = IntArray(3)
                 repeat(6) {
@@ -126,8 +176,8 @@ fun main(args: Array<String>) {
             val data = sampleServerData(50u, 2uL)
             client.applyCatalog(data.catalog)
             client.applyModel(data.model)
-            client.record(Interaction("item-1", InteractionKind.Like, 1L))
-            client.train(TrainOptions(), null, null)
+            client.record(Interaction("item-1", InteractionKind.LIKE, 1L))
+            client.train()
             val down = Remote(baseUrl = "http://127.0.0.1:9", token = "t", timeoutMs = 500uL, maxAttempts = 1u)
             val outcome = BackgroundSync(client, { down }).run()
             check(!outcome.synced && outcome.retry && outcome.pending == 1) { "$outcome" }

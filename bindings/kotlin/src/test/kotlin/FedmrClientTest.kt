@@ -4,13 +4,14 @@
 //
 // A plain main() with its own tiny runner, so CI needs only kotlinc and JNA
 // (bindings/kotlin/run-jvm-tests.sh); it exits non-zero on any failure.
+// The coroutine wrapper's tests are in SuspendingClientTest.kt.
 
 import java.nio.file.Files
 import uniffi.fedmr_ffi.*
 
-private var failures = 0
+internal var failures = 0
 
-private fun test(name: String, body: () -> Unit) {
+internal fun test(name: String, body: () -> Unit) {
     try {
         body()
         println("ok   $name")
@@ -20,11 +21,11 @@ private fun test(name: String, body: () -> Unit) {
     }
 }
 
-private fun check(condition: Boolean, message: () -> String) {
+internal fun check(condition: Boolean, message: () -> String) {
     if (!condition) throw AssertionError(message())
 }
 
-private inline fun <reified E : Throwable> assertThrows(body: () -> Unit): E {
+internal inline fun <reified E : Throwable> assertThrows(body: () -> Unit): E {
     try {
         body()
     } catch (e: Throwable) {
@@ -34,7 +35,7 @@ private inline fun <reified E : Throwable> assertThrows(body: () -> Unit): E {
     throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
 }
 
-private fun newClient(server: SampleServerData): FedmrClient {
+internal fun newClient(server: SampleServerData): FedmrClient {
     val dir = Files.createTempDirectory("fedmr-kotlin")
     val client = FedmrClient.open(ClientConfig(dbPath = dir.resolve("fedmr.sqlite").toString(), seed = 5uL))
     check(client.applyCatalog(server.catalog)) { "catalog installed" }
@@ -42,17 +43,25 @@ private fun newClient(server: SampleServerData): FedmrClient {
     return client
 }
 
-private fun likes(keys: List<String>) =
-    keys.mapIndexed { t, k -> Interaction(itemKey = k, kind = InteractionKind.Like, timestampMs = t.toLong()) }
+internal fun likes(keys: List<String>) =
+    keys.mapIndexed { t, k -> Interaction(itemKey = k, kind = InteractionKind.LIKE, timestampMs = t.toLong()) }
 
 fun main() {
     val server = sampleServerData(120u, 3uL)
+
+    test("defaults: train() and recommend(k) need nothing else") {
+        newClient(server).use { client ->
+            client.recordBatch(likes(server.itemKeys.take(5)))
+            check(client.train().epochsRun == 5u) { "trained with the defaults" }
+            check(client.recommend(10u).size == 10) { "10 recommendations" }
+        }
+    }
 
     test("walk the whole API") {
         newClient(server).use { client ->
             val keys = server.itemKeys.take(6)
             check(client.recordBatch(likes(keys)) == 6uL) { "recorded 6" }
-            client.record(Interaction("not-in-catalog", InteractionKind.Weighted(0.5f), 99L))
+            client.record(Interaction("not-in-catalog", InteractionKind.WEIGHTED, 99L, weight = 0.5f))
             val stats = client.stats()
             check(stats.interactions == 7uL && stats.knownItems == 6uL && stats.unknownItems == 1uL) { "$stats" }
 
@@ -96,10 +105,13 @@ fun main() {
             client.recordBatch(likes(server.itemKeys.take(3)))
             val before = client.stats()
             assertThrows<FedmrException.InvalidInput> {
-                client.record(Interaction(" ", InteractionKind.View, 1L))
+                client.record(Interaction(" ", InteractionKind.VIEW, 1L))
             }
             assertThrows<FedmrException.InvalidInput> {
-                client.record(Interaction("a", InteractionKind.Weighted(Float.NaN), 1L))
+                client.record(Interaction("a", InteractionKind.WEIGHTED, 1L, weight = Float.NaN))
+            }
+            assertThrows<FedmrException.InvalidInput> {
+                client.record(Interaction("a", InteractionKind.WEIGHTED, 1L))
             }
             assertThrows<FedmrException.InvalidMessage> {
                 client.applyCatalog(server.catalog.copyOf(server.catalog.size - 3))
@@ -163,6 +175,8 @@ fun main() {
         client.close()
         assertThrows<IllegalStateException> { client.stats() }
     }
+
+    suspendingClientTests(server)
 
     if (failures > 0) {
         println("$failures test(s) failed")

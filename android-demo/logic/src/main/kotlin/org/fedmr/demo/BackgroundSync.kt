@@ -1,6 +1,6 @@
 package org.fedmr.demo
 
-import uniffi.fedmr_ffi.FedmrClient
+import uniffi.fedmr_ffi.FedmrClientInterface
 import uniffi.fedmr_ffi.FedmrException
 import uniffi.fedmr_ffi.Remote
 import uniffi.fedmr_ffi.TrainOptions
@@ -19,10 +19,11 @@ data class SyncOutcome(
  * The background job (WorkManager on Android, BGTaskScheduler on iOS):
  * download what changed, train within a time budget, upload the outbox.
  * A server that cannot be reached is not a failure: updates wait in the
- * outbox and the job asks to be retried later.
+ * outbox and the job asks to be retried later. Blocking: WorkManager runs
+ * a `Worker` on its own background thread.
  */
 class BackgroundSync(
-    private val client: FedmrClient,
+    private val client: FedmrClientInterface,
     private val remote: () -> Remote,
     private val trainBudgetMs: ULong = 20_000uL,
 ) {
@@ -35,7 +36,7 @@ class BackgroundSync(
             return SyncOutcome(false, false, 0, client.pendingUploads().size, true, "server unreachable: ${e.reason}")
         }
         val trained = try {
-            client.train(TrainOptions(timeBudgetMs = trainBudgetMs), null, null)
+            client.train(TrainOptions(timeBudgetMs = trainBudgetMs))
             true
         } catch (e: FedmrException.NotReady) {
             false // nothing to learn from yet

@@ -1,6 +1,6 @@
 package org.fedmr.demo
 
-import uniffi.fedmr_ffi.FedmrClient
+import uniffi.fedmr_ffi.FedmrClientInterface
 import uniffi.fedmr_ffi.FedmrException
 
 /** One row of the "For you" list. */
@@ -19,17 +19,18 @@ data class ForYouState(
 )
 
 /**
- * Builds the "For you" screen's state from the client. Plain Kotlin: the
- * Compose UI renders it, the JVM tests check it.
+ * Builds the "For you" screen's state from the client. Blocking (two SDK
+ * calls): [DemoRepository] runs it off the main thread. Plain Kotlin: the
+ * Compose UI renders its result, the JVM tests check it.
  */
 class ForYouPresenter(
-    private val client: FedmrClient,
+    private val client: FedmrClientInterface,
     private val catalog: SampleCatalog,
     private val size: Int = 20,
 ) {
     fun load(): ForYouState =
         try {
-            val recs = client.recommend(size.toUInt(), true, null)
+            val recs = client.recommend(size.toUInt())
             val prefs = client.preferences()
             ForYouState(
                 items = recs.map { ForYouItem(it.itemKey, catalog.title(it.itemKey), it.score) },

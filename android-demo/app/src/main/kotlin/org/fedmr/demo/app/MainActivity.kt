@@ -3,6 +3,7 @@ package org.fedmr.demo.app
 import android.os.Bundle
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.setContent
+import androidx.activity.viewModels
 import androidx.compose.foundation.clickable
 import androidx.compose.foundation.layout.*
 import androidx.compose.foundation.lazy.LazyColumn
@@ -11,61 +12,53 @@ import androidx.compose.material3.*
 import androidx.compose.runtime.*
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.unit.dp
-import org.fedmr.demo.*
-import uniffi.fedmr_ffi.*
 
 /**
  * The UI layer only: browse the sample catalog, tap to record, "For you"
- * with scores and preference bars, settings. All decisions are in the
- * plain-Kotlin logic module (android-demo/logic), tested on the JVM.
+ * with scores and preference bars, settings. It renders [DemoViewModel]'s
+ * state and forwards taps; every SDK call happens off the main thread in
+ * the logic module (android-demo/logic: repository and view-model, tested
+ * on the JVM).
  */
 class MainActivity : ComponentActivity() {
-    private lateinit var client: FedmrClient
-    private lateinit var catalog: SampleCatalog
+    private val model: DemoViewModel by viewModels()
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        client = FedmrClient.open(ClientConfig(dbPath = filesDir.resolve("fedmr.sqlite").path))
-        val sample = sampleServerData(500u, 1uL)
-        catalog = SampleCatalog(sample.itemKeys)
         SyncWorker.schedule(this)
         setContent { MaterialTheme { Screen() } }
-    }
-
-    override fun onDestroy() {
-        client.close()
-        super.onDestroy()
     }
 
     @Composable
     private fun Screen() {
         var tab by remember { mutableStateOf(0) }
-        var state by remember { mutableStateOf(ForYouPresenter(client, catalog).load()) }
+        val state by model.screen.state.collectAsState()
         Column(Modifier.fillMaxSize()) {
             TabRow(selectedTabIndex = tab) {
                 listOf("Browse", "For you", "Settings").forEachIndexed { i, title ->
                     Tab(selected = tab == i, onClick = {
                         tab = i
-                        state = ForYouPresenter(client, catalog).load()
+                        if (i == 1) model.screen.refresh()
                     }, text = { Text(title) })
                 }
             }
+            state.error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
             when (tab) {
                 0 -> LazyColumn {
-                    items(catalog.page(0, 100)) { key ->
-                        Text(catalog.title(key), Modifier.fillMaxWidth().clickable {
-                            client.record(Interaction(key, InteractionKind.Click, System.currentTimeMillis()))
-                        }.padding(16.dp))
+                    items(state.browse) { (key, title) ->
+                        Text(title, Modifier.fillMaxWidth().clickable { model.screen.tap(key) }.padding(16.dp))
                     }
                 }
                 1 -> Column(Modifier.padding(16.dp)) {
-                    state.message?.let { Text(it) }
-                    state.modalityBars.forEach { bar ->
+                    if (state.loading) CircularProgressIndicator()
+                    val forYou = state.forYou ?: return@Column
+                    forYou.message?.let { Text(it) }
+                    forYou.modalityBars.forEach { bar ->
                         Text(bar.label)
                         LinearProgressIndicator(progress = { bar.fraction }, Modifier.fillMaxWidth())
                     }
                     LazyColumn {
-                        items(state.items) { item -> Text("${item.title}  (${"%.2f".format(item.score)})", Modifier.padding(8.dp)) }
+                        items(forYou.items) { item -> Text("${item.title}  (${"%.2f".format(item.score)})", Modifier.padding(8.dp)) }
                     }
                 }
                 else -> SettingsScreen(this@MainActivity)
