@@ -9,6 +9,7 @@ use ndarray::Array2;
 use fedmr_core::data::synthetic::{SyntheticConfig, generate};
 use fedmr_core::data::{Dataset, Modality};
 use fedmr_core::model::Catalog;
+use fedmr_core::wire::round_to_wire_precision;
 use fedmr_core::{Error, Result};
 use fedmr_data::mmrec::load_mmrec;
 use fedmr_data::npy::{read_npy_f32, write_npy_f32};
@@ -121,11 +122,17 @@ pub fn catalog(dataset: &Dataset, names: &[String]) -> Result<Catalog> {
             )));
         }
     }
+    // Rounded to the catalog's f16, as every phone receives them: the
+    // in-process federation then computes exactly what the HTTP one does.
     let features = dataset
         .modalities
         .iter()
         .filter(|m| names.is_empty() || names.contains(&m.name))
-        .map(|m| m.features.clone())
+        .map(|m| {
+            let mut features = m.features.clone();
+            round_to_wire_precision(&mut features);
+            features
+        })
         .collect();
     Ok(Catalog {
         n_items: dataset.n_items,

@@ -9,22 +9,17 @@ use fedmr_sim::dataset::catalog;
 use fedmr_sim::experiment::run_once;
 use fedmr_sim::federation::{RunResult, SimConfig, run_rounds};
 use fedmr_sim::http::HttpFederation;
-use half::f16;
-
-/// Features as a phone receives them (the catalog ships f16), so both
-/// paths see the same numbers.
-fn f16_dataset() -> Dataset {
-    let mut ds = generate(&SyntheticConfig {
+/// Full-precision features: `catalog()` rounds them to the f16 a phone
+/// receives, so both paths see the same numbers (before it did, this
+/// dataset made them differ).
+fn dataset() -> Dataset {
+    generate(&SyntheticConfig {
         n_users: 40,
         n_items: 90,
         modality_dim: 12,
         seed: 8,
         ..SyntheticConfig::default()
-    });
-    for m in &mut ds.modalities {
-        m.features.mapv_inplace(|v| f16::from_f32(v).to_f32());
-    }
-    ds
+    })
 }
 
 fn config(backbone: Backbone, fusion: FusionMode, clients_per_round: Option<usize>) -> SimConfig {
@@ -52,7 +47,7 @@ fn config(backbone: Backbone, fusion: FusionMode, clients_per_round: Option<usiz
 }
 
 fn both(cfg: SimConfig, tag: &str) -> (RunResult, RunResult) {
-    let ds = f16_dataset();
+    let ds = dataset();
     let names: Vec<String> = ds.modalities.iter().map(|m| m.name.clone()).collect();
     let cat = catalog(&ds, &[]).unwrap();
     let in_process = run_once(&ds, &cat, cfg.clone(), |_| {}).unwrap();

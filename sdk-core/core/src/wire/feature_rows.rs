@@ -14,6 +14,14 @@ pub fn encode_f16(values: impl IntoIterator<Item = f32>, out: &mut Vec<u8>) {
     }
 }
 
+/// `features` as a phone receives them: each value rounded to f16 and back,
+/// the precision a catalog message carries. A simulation that feeds the
+/// model its features directly rounds them first, so it computes what the
+/// phones do.
+pub fn round_to_wire_precision(features: &mut Array2<f32>) {
+    features.mapv_inplace(|v| f16::from_f32(v).to_f32());
+}
+
 /// f16 feature rows (every modality concatenated) to one f32 matrix per
 /// modality of the given widths.
 pub fn decode_feature_rows(rows: &[Vec<u8>], dims: &[usize]) -> Result<Vec<Array2<f32>>> {

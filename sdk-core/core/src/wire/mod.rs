@@ -14,7 +14,7 @@ mod secagg;
 pub use envelope::{
     HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, digest_hex, open, seal,
 };
-pub use feature_rows::{decode_feature_rows, encode_f16};
+pub use feature_rows::{decode_feature_rows, encode_f16, round_to_wire_precision};
 pub use messages::{
     CatalogItem, CatalogMessage, MAX_IDEMPOTENCY_KEY_BYTES, MAX_ITEM_KEY_BYTES, ModalitySpec,
     ModelMessage, RoundMessage, UpdateMessage,

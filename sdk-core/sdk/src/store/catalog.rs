@@ -85,14 +85,30 @@ impl Store {
     }
 
     /// Every item key, by item id.
+    ///
+    /// Read from the key's unique index (key and rowid, nothing else), not
+    /// the table, whose rows carry each item's ~2 KB of features: at 100,000
+    /// items that is a few MB read instead of 200 MB.
     pub fn catalog_keys(&self) -> Result<Vec<String>> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare("SELECT item_key FROM catalog_items ORDER BY id")?;
-            let keys = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut stmt = conn.prepare(KEYS_BY_INDEX)?;
+            let mut keys = vec![String::new(); self.catalog_len_in(conn)?];
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let slot = usize::try_from(id)
+                    .ok()
+                    .and_then(|id| keys.get_mut(id))
+                    .ok_or_else(|| Error::Store(format!("catalog item id {id} out of range")))?;
+                *slot = row.get(1)?;
+            }
             Ok(keys)
         })
+    }
+
+    fn catalog_len_in(&self, conn: &rusqlite::Connection) -> Result<usize> {
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM catalog_items", [], |r| r.get(0))?;
+        usize::try_from(n).map_err(|_| Error::Store(format!("invalid catalog size {n}")))
     }
 
     /// The f16 feature bytes of `ids`, in the order given.
@@ -139,6 +155,9 @@ impl Store {
     }
 }
 
+/// Ordered by key, so SQLite answers from the covering unique index.
+const KEYS_BY_INDEX: &str = "SELECT id, item_key FROM catalog_items ORDER BY item_key";
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -149,6 +168,26 @@ pub(crate) mod tests {
         let image = Array2::from_shape_fn((5, 3), |(i, j)| (i + j) as f32);
         let keys = (0..5).map(|i| format!("item-{i}")).collect();
         CatalogMessage::from_features(version, keys, &[("image", &image)]).unwrap()
+    }
+
+    #[test]
+    fn keys_are_read_from_the_index_not_the_feature_rows() {
+        let dir = TempDir::new("catalog-keys");
+        let store = Store::open(&dir.db()).unwrap();
+        // Keys whose sorted order is not the id order.
+        let keys: Vec<String> = ["zeta", "alpha", "mid", "beta"].map(String::from).into();
+        let image = Array2::from_shape_fn((4, 3), |(i, j)| (i * j) as f32);
+        let catalog = CatalogMessage::from_features(1, keys.clone(), &[("image", &image)]).unwrap();
+        store.install_catalog(&catalog, [1; 32], false).unwrap();
+        let plan: String = store
+            .with_reader(|conn| {
+                Ok(conn.query_row(&format!("EXPLAIN QUERY PLAN {KEYS_BY_INDEX}"), [], |r| {
+                    r.get(3)
+                })?)
+            })
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX"), "{plan}");
+        assert_eq!(store.catalog_keys().unwrap(), keys, "by id, not by key");
     }
 
     #[test]
