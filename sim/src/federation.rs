@@ -80,8 +80,10 @@ pub struct RoundRecord {
     pub train_loss: f64,
     pub valid: EvalReport,
     pub test: EvalReport,
-    /// L2 norms of this round's honest updates: median, 99th percentile, max.
-    pub update_norms: [f32; 3],
+    /// L2 norms of this round's honest updates: median, 99th percentile,
+    /// max; `None` where the federation does not see them (over HTTP the
+    /// updates go to the server).
+    pub update_norms: Option<[f32; 3]>,
     /// Under an attack: the share of users with its target in their top 10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposure: Option<f64>,
@@ -373,15 +375,15 @@ pub trait Rounds {
     }
 }
 
-/// Median, 99th percentile and maximum (0s when empty).
-pub fn norm_summary(norms: &[f32]) -> [f32; 3] {
+/// Median, 99th percentile and maximum (`None` when empty).
+pub fn norm_summary(norms: &[f32]) -> Option<[f32; 3]> {
     if norms.is_empty() {
-        return [0.0; 3];
+        return None;
     }
     let mut sorted = norms.to_vec();
     sorted.sort_unstable_by(f32::total_cmp);
     let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    [at(0.5), at(0.99), sorted[sorted.len() - 1]]
+    Some([at(0.5), at(0.99), sorted[sorted.len() - 1]])
 }
 
 /// Runs rounds with early stopping on validation HR@50 (then NDCG@50).

@@ -91,16 +91,15 @@ pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
     }
     csv.push('\n');
     for r in &result.rounds {
+        // Norms the federation did not see are left empty, not written as 0.
+        let norms = r.update_norms.map_or_else(
+            || ",,".to_string(),
+            |[p50, p99, max]| format!("{p50:.6},{p99:.6},{max:.6}"),
+        );
         write!(
             csv,
-            "{},{},{:.6},{:.3},{:.6},{:.6},{:.6}",
-            r.round,
-            r.clients,
-            r.train_loss,
-            r.seconds,
-            r.update_norms[0],
-            r.update_norms[1],
-            r.update_norms[2]
+            "{},{},{:.6},{:.3},{norms}",
+            r.round, r.clients, r.train_loss, r.seconds,
         )
         .unwrap();
         for report in [&r.valid, &r.test] {
