@@ -204,9 +204,12 @@ fn bench_open_and_recommend(path: &Path) {
             .unwrap();
         black_box(rows);
     };
-    let by_index =
-        median_secs(5, || keys("SELECT id, item_key FROM catalog_items ORDER BY item_key"));
-    let by_table = median_secs(5, || keys("SELECT id, item_key FROM catalog_items ORDER BY id"));
+    let by_index = median_secs(5, || {
+        keys("SELECT id, item_key FROM catalog_items ORDER BY item_key")
+    });
+    let by_table = median_secs(5, || {
+        keys("SELECT id, item_key FROM catalog_items ORDER BY id")
+    });
     println!(
         "catalog keys: from the key index {:.1} ms; by a table scan (before): {:.1} ms; ratio {:.2}x",
         by_index * 1e3,

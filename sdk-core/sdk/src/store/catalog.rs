@@ -181,9 +181,11 @@ pub(crate) mod tests {
         store.install_catalog(&catalog, [1; 32], false).unwrap();
         let plan: String = store
             .with_reader(|conn| {
-                Ok(conn.query_row(&format!("EXPLAIN QUERY PLAN {KEYS_BY_INDEX}"), [], |r| {
-                    r.get(3)
-                })?)
+                Ok(
+                    conn.query_row(&format!("EXPLAIN QUERY PLAN {KEYS_BY_INDEX}"), [], |r| {
+                        r.get(3)
+                    })?,
+                )
             })
             .unwrap();
         assert!(plan.contains("COVERING INDEX"), "{plan}");
