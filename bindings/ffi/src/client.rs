@@ -113,7 +113,7 @@ impl FedmrClient {
     /// blank key, a timestamp that is negative, more than a day ahead or
     /// in seconds rather than milliseconds, a missing or non-finite weight.
     pub fn record(&self, interaction: Interaction) -> Result<()> {
-        Ok(self.inner.record(interaction.try_into()?)?)
+        Ok(self.inner.record(interaction.into_core(0)?)?)
     }
 
     /// Records a batch in one transaction: all of it, or (on any invalid
@@ -121,8 +121,9 @@ impl FedmrClient {
     pub fn record_batch(&self, interactions: Vec<Interaction>) -> Result<u64> {
         let batch = interactions
             .into_iter()
-            .map(core::Interaction::try_from)
-            .collect::<Result<Vec<_>>>()?;
+            .enumerate()
+            .map(|(index, interaction)| interaction.into_core(index))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(self.inner.record_batch(&batch)? as u64)
     }
 

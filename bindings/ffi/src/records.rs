@@ -2,8 +2,6 @@
 //! fedmr-sdk counterpart.
 
 use fedmr_sdk as core;
-
-use crate::error::FedmrError;
 pub use fedmr_sdk::demo::SampleServerData;
 pub use fedmr_sdk::{
     ExpertWeight, ModalityShare, PendingUpload, Preferences, PrivacySpent, Recommendation,
@@ -38,18 +36,23 @@ pub struct Interaction {
     pub weight: Option<f32>,
 }
 
-impl TryFrom<Interaction> for core::Interaction {
-    type Error = FedmrError;
-
-    fn try_from(i: Interaction) -> Result<Self, FedmrError> {
+impl Interaction {
+    /// The SDK's interaction. A weight that does not fit the kind is the
+    /// SDK's `InvalidInteraction` at `index` (its place in a batch), like
+    /// every other bad interaction.
+    pub(crate) fn into_core(self, index: usize) -> Result<core::Interaction, core::Error> {
         use core::InteractionKind as K;
-        let kind = match (i.kind, i.weight) {
+        let refuse = |reason: &str| core::Error::InvalidInteraction {
+            index,
+            reason: reason.to_string(),
+        };
+        let kind = match (self.kind, self.weight) {
             (InteractionKind::Weighted, Some(weight)) => K::Weighted(weight),
             (InteractionKind::Weighted, None) => {
-                return Err(invalid("a Weighted interaction needs a weight"));
+                return Err(refuse("a Weighted interaction needs a weight"));
             }
             (_, Some(_)) => {
-                return Err(invalid(
+                return Err(refuse(
                     "weight is only for Weighted interactions (the other kinds have their own)",
                 ));
             }
@@ -60,16 +63,10 @@ impl TryFrom<Interaction> for core::Interaction {
             (InteractionKind::Dislike, None) => K::Dislike,
         };
         Ok(core::Interaction {
-            item_key: i.item_key,
+            item_key: self.item_key,
             kind,
-            timestamp_ms: i.timestamp_ms,
+            timestamp_ms: self.timestamp_ms,
         })
-    }
-}
-
-fn invalid(reason: &str) -> FedmrError {
-    FedmrError::InvalidInput {
-        reason: reason.to_string(),
     }
 }
 

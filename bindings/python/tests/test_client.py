@@ -103,6 +103,11 @@ def test_errors_are_typed_and_change_nothing(client, server_data):
         client.record(Interaction(item_key="a", kind=InteractionKind.WEIGHTED, timestamp_ms=1))
     with pytest.raises(FedmrError.InvalidInput, match="only for Weighted"):
         client.record(Interaction(item_key="a", kind=InteractionKind.LIKE, weight=2.0, timestamp_ms=1))
+    with pytest.raises(FedmrError.InvalidInput, match="index 1: a Weighted interaction needs a weight"):
+        client.record_batch([
+            Interaction(item_key="a", kind=InteractionKind.LIKE, timestamp_ms=1),
+            Interaction(item_key="b", kind=InteractionKind.WEIGHTED, timestamp_ms=2),
+        ])
     with pytest.raises(FedmrError.InvalidMessage):
         client.apply_catalog(server_data.catalog[:-3])
     with pytest.raises(FedmrError.InvalidMessage):
