@@ -92,23 +92,20 @@ impl Store {
     pub fn catalog_keys(&self) -> Result<Vec<String>> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare(KEYS_BY_INDEX)?;
-            let mut keys = vec![String::new(); self.catalog_len_in(conn)?];
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
+            let by_key = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // Ids are 0..n (install writes them so): place each key at its id.
+            let mut keys = vec![String::new(); by_key.len()];
+            for (id, key) in by_key {
                 let slot = usize::try_from(id)
                     .ok()
                     .and_then(|id| keys.get_mut(id))
                     .ok_or_else(|| Error::Store(format!("catalog item id {id} out of range")))?;
-                *slot = row.get(1)?;
+                *slot = key;
             }
             Ok(keys)
         })
-    }
-
-    fn catalog_len_in(&self, conn: &rusqlite::Connection) -> Result<usize> {
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM catalog_items", [], |r| r.get(0))?;
-        usize::try_from(n).map_err(|_| Error::Store(format!("invalid catalog size {n}")))
     }
 
     /// The f16 feature bytes of `ids`, in the order given.
