@@ -58,7 +58,9 @@ pub fn search_step_sizes(
     Ok(ranked.into_iter().map(|(s, _)| s).collect())
 }
 
-/// Random (one per seed), popularity and cold-first on the test split.
+/// Random (one per seed), popularity (ties against the target, like every
+/// learned model, and ties broken by item id, as a deployed list does) and
+/// cold-first on the test split.
 pub fn baseline_reports(dataset: &Dataset, seeds: &[u64]) -> Vec<(String, Vec<EvalReport>)> {
     let users = dataset.users();
     let cold = dataset.cold_items();
@@ -83,6 +85,15 @@ pub fn baseline_reports(dataset: &Dataset, seeds: &[u64]) -> Vec<(String, Vec<Ev
                 &cold,
                 Target::Test,
                 baselines::popularity(&counts),
+            )],
+        ),
+        (
+            "popularity (ties by id)".to_string(),
+            vec![evaluate(
+                &users,
+                &cold,
+                Target::Test,
+                baselines::popularity_by_id(&counts),
             )],
         ),
         (

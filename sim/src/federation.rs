@@ -16,6 +16,7 @@ use fedmr_core::{Error, Result};
 use fedmr_data::eval::{EvalReport, Target, evaluate};
 
 use crate::coordinator::{Coordinator, InProcess};
+use crate::new_items::{NewItemEval, NewItemSplit};
 use crate::poisoning::{self, AttackConfig, Poisoning};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,6 +88,9 @@ pub struct RoundRecord {
     /// Under an attack: the share of users with its target in their top 10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposure: Option<f64>,
+    /// Under the new-item split: how the held-out new items rank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_items: Option<NewItemEval>,
     pub seconds: f64,
 }
 
@@ -116,6 +120,7 @@ pub struct Federation<C: Coordinator> {
     cold_items: Vec<bool>,
     pub poisoning: Option<Poisoning>,
     honest_norms: Vec<f32>,
+    new_items: Option<NewItemSplit>,
 }
 
 impl Federation<InProcess> {
@@ -172,7 +177,41 @@ impl<C: Coordinator> Federation<C> {
             cold_items: dataset.cold_items(),
             poisoning,
             honest_norms: Vec::new(),
+            new_items: None,
         })
+    }
+
+    /// Evaluates the held-out new items of `split` every round (the
+    /// federation itself must train on `split.training`).
+    pub fn with_new_items(mut self, split: NewItemSplit) -> Result<Self> {
+        if self.catalog.n_items != split.n_old {
+            return Err(Error::InvalidConfig(format!(
+                "the federation's catalog has {} items, the split's training {}",
+                self.catalog.n_items, split.n_old
+            )));
+        }
+        self.new_items = Some(split);
+        Ok(self)
+    }
+
+    /// The new items' ranks under the current model, their rows zero.
+    pub fn evaluate_new_items(&self) -> Option<NewItemEval> {
+        let split = self.new_items.as_ref()?;
+        let global = split.with_new_rows(self.coordinator.global());
+        let catalog = &split.full_catalog;
+        let views = ItemViews::compute(&global, catalog);
+        let mut phone_of = vec![None; split.user_new_items.len()];
+        self.phones
+            .iter()
+            .enumerate()
+            .for_each(|(k, p)| phone_of[p.user] = Some(k));
+        Some(split.evaluate(
+            |user| {
+                let p = &self.phones[phone_of[user]?];
+                Some(score_all(&global, catalog, &views, &p.state, &p.data.train))
+            },
+            |user| phone_of[user].map_or_else(Vec::new, |k| self.phones[k].data.train.clone()),
+        ))
     }
 
     fn selected(&self, round: usize) -> Vec<usize> {
@@ -330,6 +369,9 @@ impl<C: Coordinator> Rounds for Federation<C> {
     fn exposure(&mut self) -> Result<Option<f64>> {
         Ok(self.target_exposure())
     }
+    fn new_items(&mut self) -> Result<Option<NewItemEval>> {
+        Ok(self.evaluate_new_items())
+    }
     fn update_norms(&self) -> Vec<f32> {
         self.honest_norms.clone()
     }
@@ -367,6 +409,10 @@ pub trait Rounds {
     fn router_weights(&mut self) -> Result<Vec<Vec<f32>>>;
     /// Under a poisoning attack, its target's exposure (top 10).
     fn exposure(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+    /// Under the new-item split, how the held-out new items rank.
+    fn new_items(&mut self) -> Result<Option<NewItemEval>> {
         Ok(None)
     }
     /// L2 norms of the last round's honest updates (empty if unknown).
@@ -409,6 +455,7 @@ pub fn run_rounds(
             test: reports.next().expect("test report"),
             update_norms: norm_summary(&federation.update_norms()),
             exposure: federation.exposure()?,
+            new_items: federation.new_items()?,
             seconds: t.elapsed().as_secs_f64(),
         };
         on_round(&record);

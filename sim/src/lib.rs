@@ -6,7 +6,8 @@
 //! `ablation` lists the ablation variants; `report` prints and writes what came out; `http` runs the same federation
 //! as a real server and real clients over loopback HTTP; `privacy` runs a
 //! curious server's attacks on what that server received; `secagg_cost`
-//! measures what secure aggregation costs beside plain aggregation.
+//! measures what secure aggregation costs beside plain aggregation;
+//! `new_items` holds the newest items out of training (item cold start).
 
 pub mod ablation;
 pub mod coordinator;
@@ -14,6 +15,8 @@ pub mod dataset;
 pub mod experiment;
 pub mod federation;
 pub mod http;
+pub mod new_item_report;
+pub mod new_items;
 pub mod poisoning;
 pub mod poisoning_report;
 pub mod privacy;

@@ -13,9 +13,11 @@ use fedmr_core::privacy::Protection;
 use fedmr_core::train::TrainConfig;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{
-    RoundRecord, Rounds, RunResult, SimConfig, run_rounds, select_clients,
+    Federation, RoundRecord, Rounds, RunResult, SimConfig, run_rounds, select_clients,
 };
 use fedmr_sim::http::HttpFederation;
+use fedmr_sim::new_item_report;
+use fedmr_sim::new_items::NewItemSplit;
 use fedmr_sim::report::{table_header, table_row, write_router_view, write_run};
 use fedmr_sim::{ablation, dataset, privacy, secagg_cost};
 
@@ -166,6 +168,31 @@ struct Common {
     /// Training threads (results are identical for any number).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// `leave-one-out` (the paper's protocol), or `new-items`: the newest
+    /// --new-share of the items leave training and are ranked as new items
+    /// (item cold start, as CLCRec; in process only).
+    #[arg(long, default_value = "leave-one-out")]
+    split: String,
+    /// Under --split new-items: the share of items held out as new.
+    #[arg(long, default_value_t = 0.2)]
+    new_share: f64,
+}
+
+impl Common {
+    /// The new-item split of `ds` when --split asks for it.
+    fn new_item_split(&self, ds: &Dataset) -> Result<Option<NewItemSplit>, String> {
+        match self.split.as_str() {
+            "leave-one-out" => Ok(None),
+            "new-items" => NewItemSplit::new(ds, self.new_share, |d| {
+                dataset::catalog(d, &self.modalities)
+            })
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            other => Err(format!(
+                "unknown --split '{other}' (expected leave-one-out or new-items)"
+            )),
+        }
+    }
 }
 
 /// One model setting: backbone, fusion and step sizes.
@@ -174,7 +201,11 @@ struct Setting {
     /// fedavg, fcf, fedncf, pfedrec or fedrap.
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
-    /// id (ID only), mffm (all three experts), or one expert: sum, mlp, gate.
+    /// id (ID only), mffm (all three experts, the paper's form), residual
+    /// (the ID-only view plus MFFM's correction, starting at zero), evidence
+    /// (residual, each item's correction scaled by its row's norm), or one
+    /// expert: sum, mlp, gate. `residual@0.01`: MFFM's parameters step at
+    /// 0.01 on the clients (default: --lr).
     #[arg(long, default_value = "mffm")]
     fusion: String,
     /// Drop the item-ID embedding from MFFM's inputs (content only).
@@ -240,7 +271,8 @@ struct TableArgs {
     /// same as the dense one.
     #[arg(long, value_delimiter = ',', default_value = "lr")]
     item_lrs: Vec<String>,
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    /// Five by default: three are too few for a spread (min and max are printed too).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
     seeds: Vec<u64>,
     /// Markdown table and JSON results go here.
     #[arg(long, default_value = "runs/table")]
@@ -258,7 +290,7 @@ struct AblationArgs {
     lr: f32,
     #[arg(long, default_value = "3")]
     item_lr: Option<f32>,
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
     seeds: Vec<u64>,
     /// Markdown table goes here.
     #[arg(long, default_value = "runs/ablation")]
@@ -266,15 +298,35 @@ struct AblationArgs {
 }
 
 fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
+    // "residual@0.01": the residual form with its own fusion step size.
+    let (name, fusion_lr) = match name.split_once('@') {
+        Some((form @ ("residual" | "evidence"), lr)) => (
+            form,
+            Some(
+                lr.parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or(format!("bad fusion learning rate in '{name}'"))?,
+            ),
+        ),
+        _ => (name, None),
+    };
     let experts = match name {
         "id" => return Ok(FusionMode::IdOnly),
+        "residual" | "evidence" => {
+            return Ok(FusionMode::Residual {
+                experts: Expert::ALL.to_vec(),
+                evidence: name == "evidence",
+                fusion_lr,
+            });
+        }
         "mffm" => Expert::ALL.to_vec(),
         "sum" => vec![Expert::Sum],
         "mlp" => vec![Expert::Mlp],
         "gate" => vec![Expert::Gate],
         other => {
             return Err(format!(
-                "unknown fusion '{other}' (expected id, mffm, sum, mlp or gate)"
+                "unknown fusion '{other}' (expected id, mffm, residual, evidence, sum, mlp or gate)"
             ));
         }
     };
@@ -362,10 +414,19 @@ fn run(args: RunArgs) -> Result<(), String> {
         .ok_or("--seeds needs at least one seed")?;
     // One dataset for every seed (the synthetic one is generated from the
     // first): seeds vary the model, so runs and baselines share the same data.
-    let ds = dataset::load(&args.common.dataset, first_seed).map_err(|e| e.to_string())?;
+    let mut ds = dataset::load(&args.common.dataset, first_seed).map_err(|e| e.to_string())?;
     eprintln!("dataset {}", ds.summary());
+    let split = args.common.new_item_split(&ds)?;
+    if let Some(split) = &split {
+        eprintln!("{}", split.summary());
+        ds = split.training.clone();
+        if args.transport != "in-process" {
+            return Err("--split new-items runs in process (--transport in-process)".into());
+        }
+    }
     let catalog = dataset::catalog(&ds, &args.common.modalities).map_err(|e| e.to_string())?;
     let mut tests = Vec::new();
+    let mut new_item_tests = Vec::new();
     for &seed in &args.seeds {
         let config = setting.config(&args.common, seed)?;
         let bar = progress(
@@ -374,7 +435,12 @@ fn run(args: RunArgs) -> Result<(), String> {
         );
         let dir = args.out.join(format!("seed{seed}"));
         let result = match args.transport.as_str() {
-            "in-process" => run_once(&ds, &catalog, config, on_round(&bar)),
+            "in-process" => match &split {
+                None => run_once(&ds, &catalog, config, on_round(&bar)),
+                Some(split) => Federation::in_process(&ds, catalog.clone(), config)
+                    .and_then(|f| f.with_new_items(split.clone()))
+                    .and_then(|mut f| f.run(on_round(&bar))),
+            },
             "http" => {
                 let names = dataset::modality_names(&ds, &args.common.modalities);
                 let mut federation =
@@ -410,6 +476,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             );
         }
         tests.push(result.best_round().test.clone());
+        new_item_tests.extend(result.best_round().new_items.clone());
     }
     let seeds = args.seeds.clone();
     println!("\nTest metrics (%) at the round of best validation HR@50, over seeds {seeds:?}:\n");
@@ -426,6 +493,25 @@ fn run(args: RunArgs) -> Result<(), String> {
             &tests
         )
     );
+    if let Some(split) = &split {
+        println!(
+            "\nNew items ({}): test half, at the same rounds (%), over seeds {seeds:?}:\n",
+            split.summary()
+        );
+        println!("{}", new_item_report::header(split));
+        for (name, new, old) in new_item_report::baselines(split, &seeds) {
+            println!("{}", new_item_report::row(&name, "-", &new, &old));
+        }
+        println!(
+            "{}",
+            new_item_report::row(
+                &format!("{} + {}", setting.backbone, setting.fusion),
+                &steps,
+                &new_item_tests,
+                &tests
+            )
+        );
+    }
     println!(
         "\nPer-round metrics: {}/seed*/rounds.csv",
         args.out.display()

@@ -70,22 +70,7 @@ impl PoisoningRun {
 
 /// "mean ± std (min–max)" in percent.
 fn summary(values: &[f64]) -> String {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let std = if values.len() > 1 {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!(
-        "{:.2} ± {:.2} ({:.2}–{:.2})",
-        100.0 * mean,
-        100.0 * std,
-        100.0 * min,
-        100.0 * max
-    )
+    crate::report::mean_std(values)
 }
 
 /// The Markdown table, one row per (defence, share) in the order run.

@@ -18,19 +18,29 @@ pub const COLUMNS: [(&str, Getter); 4] = [
     ("NDCG@50", |m| m.ndcg_at(50).unwrap_or(f64::NAN)),
 ];
 
-/// "mean ± std" of fractions, in percent (sample std over runs; no ± for one run).
+/// "mean ± std (min–max)" of fractions, in percent (sample std over runs;
+/// just the value for one run).
 pub fn mean_std(values: &[f64]) -> String {
     mean_std_scaled(values, 100.0)
 }
 
 fn mean_std_scaled(values: &[f64], scale: f64) -> String {
     let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
+    // + 0.0: an empty float sum is -0.0, which would print as "-0.00".
+    let mean = values.iter().sum::<f64>() / n + 0.0;
     if values.len() < 2 {
         return format!("{:.2}", scale * mean);
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    format!("{:.2} ± {:.2}", scale * mean, scale * var.sqrt())
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{:.2} ± {:.2} ({:.2}–{:.2})",
+        scale * mean,
+        scale * var.sqrt(),
+        scale * min,
+        scale * max
+    )
 }
 
 /// One Markdown row: every column for all users, then HR@50 / NDCG@50 for
@@ -130,8 +140,9 @@ pub fn write_router_view(
         RouterWeights, spread, spread_markdown, summary, write_csv, write_png,
     };
     use fedmr_core::model::FusionMode;
-    let FusionMode::Mffm { experts, .. } = &result.config.model.fusion else {
-        return Ok(None);
+    let experts = match &result.config.model.fusion {
+        FusionMode::Mffm { experts, .. } | FusionMode::Residual { experts, .. } => experts,
+        FusionMode::IdOnly => return Ok(None),
     };
     if experts.len() < 2 || result.router_weights.is_empty() {
         return Ok(None);
@@ -151,4 +162,23 @@ pub fn write_router_view(
         "{table}\n{}",
         summary(&weights).map_err(err)?
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_users_prints_zero_not_minus_zero() {
+        assert_eq!(
+            mean_std(&[Metrics::from_ranks(&[]).hr_at(50).unwrap()]),
+            "0.00"
+        );
+    }
+
+    #[test]
+    fn several_runs_print_mean_std_min_and_max() {
+        assert_eq!(mean_std(&[0.1, 0.3]), "20.00 ± 14.14 (10.00–30.00)");
+        assert_eq!(mean_std(&[0.25]), "25.00");
+    }
 }

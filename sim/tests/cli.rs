@@ -52,6 +52,48 @@ fn a_short_run_writes_rounds_csv_result_json_and_prints_the_table() {
 }
 
 #[test]
+fn the_new_item_split_prints_new_items_beside_the_baselines_that_can_rank_them() {
+    let out = out_dir("new-items");
+    let output = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
+        .args(["--rounds", "2", "--dim", "16", "--seeds", "0"])
+        .args(["--split", "new-items", "--new-share", "0.2"])
+        .args(["--fusion", "residual", "--transport", "in-process", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run fedmr-sim");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The synthetic data's 490 items with interactions: the newest 98 held out.
+    assert!(
+        stderr.contains("98 new items held out (402 old)"),
+        "{stderr}"
+    );
+    for row in [
+        "among the 98 new items",
+        "| random |",
+        "| popularity (ties by id) |",
+        "| content-kNN (k = 10) |",
+        "| fedavg + residual |",
+    ] {
+        assert!(stdout.contains(row), "missing {row} in:\n{stdout}");
+    }
+    let json = std::fs::read_to_string(out.join("seed0").join("result.json")).expect("result.json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let users = &value["rounds"][0]["new_items"]["test"]["among_new"]["users"];
+    assert!(users.as_u64().is_some_and(|n| n > 0), "{users}");
+    // Over HTTP the split is refused rather than silently ignored.
+    let http = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
+        .args(["--rounds", "1", "--split", "new-items", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run fedmr-sim");
+    assert!(!http.status.success());
+    assert!(String::from_utf8_lossy(&http.stderr).contains("in process"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message_and_no_output() {
     let out = out_dir("bad");
     for args in [
@@ -59,6 +101,8 @@ fn bad_arguments_fail_with_a_message_and_no_output() {
         vec!["--lr", "-1"],
         vec!["--dataset", "/no/such/folder"],
         vec!["--modalities", "audio"],
+        vec!["--split", "sideways"],
+        vec!["--split", "new-items", "--new-share", "1.5"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
             .args(&args)

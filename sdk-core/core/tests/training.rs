@@ -1,8 +1,8 @@
 //! Local training: it learns, it is reproducible, and its update carries the
 //! change of the global parameters only.
 
-use fedmr_core::model::Backbone;
 use fedmr_core::model::params::Tensors;
+use fedmr_core::model::{Backbone, Expert, FusionMode};
 use fedmr_core::train::TrainConfig;
 use fedmr_test_support::Fixture;
 
@@ -100,4 +100,38 @@ fn bad_inputs_are_errors() {
         "{err:?}"
     );
     assert_eq!(state, before, "a rejected call changes nothing");
+}
+
+#[test]
+fn the_residual_correction_steps_at_its_own_rate_and_the_head_at_lr() {
+    let first_epoch = |fusion_lr| {
+        let f = Fixture::with_fusion(
+            Backbone::FedAvg,
+            FusionMode::Residual {
+                experts: Expert::ALL.to_vec(),
+                evidence: false,
+                fusion_lr,
+            },
+        );
+        let mut state = f.state(7);
+        let train = TrainConfig {
+            lr: 0.5,
+            epochs: 1,
+            ..TrainConfig::default()
+        };
+        let (update, _) = f.train(&mut state, &f.users[0].train, &train, 1).unwrap();
+        (update.dense, state)
+    };
+    let (at_lr, state_a) = first_epoch(None);
+    let (slow, state_b) = first_epoch(Some(0.05));
+    // The first step moves only the residual's scale (it starts at zero,
+    // so nothing behind it has a gradient yet), by -fusion_lr * gradient.
+    assert!(at_lr.iter().any(|&d| d != 0.0));
+    for (a, b) in at_lr.iter().zip(&slow) {
+        assert!(
+            (b - 0.1 * a).abs() <= 1e-6 * a.abs().max(1e-6),
+            "{a} vs {b}"
+        );
+    }
+    assert_eq!(state_a, state_b, "the head steps at lr either way");
 }

@@ -88,8 +88,12 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(backbone: Backbone) -> Self {
+        Self::with_fusion(backbone, FusionMode::full())
+    }
+
+    pub fn with_fusion(backbone: Backbone, fusion: FusionMode) -> Self {
         let ds = small_dataset();
-        let cfg = config(backbone, FusionMode::full());
+        let cfg = config(backbone, fusion);
         let global = global(&ds, &cfg);
         let catalog = catalog(&ds);
         let users = ds.users();

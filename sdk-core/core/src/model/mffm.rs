@@ -13,6 +13,7 @@ use super::layers::activations::{relu, relu_backward, sigmoid};
 use super::layers::layer_norm::LayerNormCache;
 use super::layers::{LayerNorm, Linear};
 use super::params::{Tensors, impl_tensors};
+use super::residual::{Residual, ResidualCache};
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,9 @@ pub struct Mffm {
     pub norms: Vec<LayerNorm>,
     pub mlp: Option<MlpExpert>,
     pub gate: Option<GateExpert>,
+    /// The residual form (`residual.rs`): the ID row plus a correction
+    /// that starts at zero. `None`: the paper's form.
+    pub residual: Option<Residual>,
 }
 
 /// Forward values the backward pass needs.
@@ -61,6 +65,7 @@ pub struct MffmCache {
     norm_caches: Vec<LayerNormCache>,
     mlp: Option<MlpCache>,
     gate: Option<GateCache>,
+    residual: Option<ResidualCache>,
 }
 
 struct MlpCache {
@@ -133,7 +138,20 @@ impl Mffm {
             norms,
             mlp,
             gate,
+            residual: None,
         }
+    }
+
+    /// The residual form of this module (requires the ID input).
+    pub fn with_residual(mut self, evidence: bool, fusion_lr: Option<f32>) -> Self {
+        assert!(self.use_id, "the residual form adds to the ID row");
+        self.residual = Some(Residual::new(self.dim, evidence, fusion_lr));
+        self
+    }
+
+    /// The clients' step size for this module's parameters, when it has its own.
+    pub fn own_lr(&self) -> Option<f32> {
+        self.residual.as_ref().and_then(|r| r.fusion_lr)
     }
 
     pub fn inputs(&self) -> usize {
@@ -223,6 +241,13 @@ impl Mffm {
                 }
             }
         }
+        let (outputs, residual_cache) = match &self.residual {
+            Some(r) => {
+                let (v, c) = r.forward(id_rows.expect("residual needs ID rows"), outputs);
+                (v, Some(c))
+            }
+            None => (outputs, None),
+        };
         (
             outputs,
             MffmCache {
@@ -230,6 +255,7 @@ impl Mffm {
                 norm_caches,
                 mlp: mlp_cache,
                 gate: gate_cache,
+                residual: residual_cache,
             },
         )
     }
@@ -243,6 +269,15 @@ impl Mffm {
         d_outputs: &[Array2<f32>],
         grad: &mut Mffm,
     ) -> Option<Array2<f32>> {
+        let (fused_grads, d_id_around) = match (&self.residual, &cache.residual) {
+            (Some(r), Some(c)) => {
+                let (d_fused, d_id) =
+                    r.backward(c, d_outputs, grad.residual.as_mut().expect("residual grad"));
+                (Some(d_fused), Some(d_id))
+            }
+            _ => (None, None),
+        };
+        let d_outputs = fused_grads.as_deref().unwrap_or(d_outputs);
         let mut dz: Vec<Array2<f32>> = cache.z.iter().map(|z| Array2::zeros(z.raw_dim())).collect();
         for (expert, d_out) in self.experts.iter().zip(d_outputs) {
             match expert {
@@ -294,7 +329,12 @@ impl Mffm {
                 Some(k)
             };
             match modality {
-                None => d_id = Some(d_pre),
+                None => {
+                    d_id = Some(match &d_id_around {
+                        Some(around) => d_pre + around,
+                        None => d_pre,
+                    })
+                }
                 Some(m) => self.projections[m].backward_params(
                     &features[m],
                     &d_pre.view(),
@@ -336,11 +376,13 @@ impl_tensors!(MlpExpert { hidden, out, norm });
 
 impl_tensors!(GateExpert { gates, out, norm });
 
+// The residual's scale comes last, so the experts' ranges stay where they were.
 impl_tensors!(Mffm {
     projections,
     norms,
     mlp,
-    gate
+    gate,
+    residual
 });
 
 #[cfg(test)]
@@ -366,9 +408,20 @@ mod tests {
     }
 
     fn check_config(use_id: bool, experts: &[Expert], seed: u64) {
+        check_module(use_id, experts, None, seed);
+    }
+
+    /// `residual`: Some(evidence) for the residual form.
+    fn check_module(use_id: bool, experts: &[Expert], residual: Option<bool>, seed: u64) {
         let mut rng = Rng::new(seed);
         let dims = [5, 3];
         let mut m = Mffm::new(4, use_id, &dims, experts, &mut rng);
+        if let Some(evidence) = residual {
+            m = m.with_residual(evidence, None);
+            // Off its zero start, or the experts' gradients would all be zero.
+            let r = m.residual.as_mut().unwrap();
+            r.scale.mapv_inplace(|_| 0.5 + 0.5 * rng.normal() as f32);
+        }
         // Move layer norms off their identity start so their gradients are exercised.
         m.norms
             .iter_mut()
@@ -424,6 +477,48 @@ mod tests {
     fn gradients_each_single_expert() {
         for (i, e) in Expert::ALL.iter().enumerate() {
             check_config(true, &[*e], 20 + i as u64);
+        }
+    }
+
+    #[test]
+    fn gradients_of_the_residual_form() {
+        check_module(true, &Expert::ALL, Some(false), 13);
+        check_module(true, &[Expert::Gate], Some(false), 14);
+    }
+
+    #[test]
+    fn gradients_of_the_residual_form_scaled_by_evidence() {
+        check_module(true, &Expert::ALL, Some(true), 15);
+        check_module(true, &[Expert::Sum], Some(true), 16);
+    }
+
+    #[test]
+    fn the_residual_form_starts_as_the_id_only_view() {
+        let mut rng = Rng::new(4);
+        for evidence in [false, true] {
+            let m =
+                Mffm::new(4, true, &[3, 5], &Expert::ALL, &mut rng).with_residual(evidence, None);
+            let id = random_matrix(6, 4, &mut rng);
+            let feats = [random_matrix(6, 3, &mut rng), random_matrix(6, 5, &mut rng)];
+            let views: Vec<_> = feats.iter().map(|f| f.view()).collect();
+            let (outs, _) = m.forward(Some(&id.view()), &views);
+            assert_eq!(outs.len(), 3);
+            outs.iter().for_each(|o| assert_eq!(o, &id));
+        }
+    }
+
+    #[test]
+    fn with_evidence_a_zero_row_gets_no_correction() {
+        let mut rng = Rng::new(5);
+        let mut m = Mffm::new(4, true, &[3], &Expert::ALL, &mut rng).with_residual(true, None);
+        m.residual.as_mut().unwrap().scale.fill(1.0);
+        let mut id = random_matrix(2, 4, &mut rng);
+        id.row_mut(0).fill(0.0);
+        let feats = random_matrix(2, 3, &mut rng);
+        let (outs, _) = m.forward(Some(&id.view()), &[feats.view()]);
+        for o in &outs {
+            assert!(o.row(0).iter().all(|&v| v == 0.0));
+            assert_ne!(o.row(1), id.row(1));
         }
     }
 

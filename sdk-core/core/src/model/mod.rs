@@ -9,6 +9,7 @@ pub mod ncf;
 pub mod optim;
 pub mod params;
 pub mod rap;
+pub mod residual;
 pub mod router;
 mod sparse;
 pub mod stack;
@@ -36,6 +37,16 @@ pub enum FusionMode {
     /// MFFM with the given experts; `use_id: false` drops the ID embedding
     /// from the inputs (content only).
     Mffm { experts: Vec<Expert>, use_id: bool },
+    /// MFFM in residual form (`residual.rs`, README "Fusion that earns its
+    /// place"): the ID-only view plus the experts' correction, which starts
+    /// at zero; with `evidence` an item's correction grows with its row's
+    /// norm. Always uses the ID input. `fusion_lr`: the clients' step for
+    /// MFFM's parameters (None: the round's `lr`).
+    Residual {
+        experts: Vec<Expert>,
+        evidence: bool,
+        fusion_lr: Option<f32>,
+    },
 }
 
 impl FusionMode {
@@ -118,6 +129,14 @@ impl Fusion {
             FusionMode::Mffm { experts, use_id } => {
                 Fusion::Mffm(Mffm::new(config.dim, *use_id, modality_dims, experts, rng))
             }
+            FusionMode::Residual {
+                experts,
+                evidence,
+                fusion_lr,
+            } => Fusion::Mffm(
+                Mffm::new(config.dim, true, modality_dims, experts, rng)
+                    .with_residual(*evidence, *fusion_lr),
+            ),
         }
     }
 
@@ -161,8 +180,9 @@ impl DenseParams {
     /// Whether the item view is the ID row plus the fused view rather than
     /// the fused view alone: FedNCF + MFFM adds MFFM's view to the item
     /// embedding of its towers.
+    /// (The residual form has the ID row in its view already.)
     pub fn adds_id_to_view(&self) -> bool {
-        self.ncf.is_some() && matches!(self.fusion, Fusion::Mffm(_))
+        self.ncf.is_some() && matches!(&self.fusion, Fusion::Mffm(m) if m.residual.is_none())
     }
 }
 
@@ -285,7 +305,21 @@ fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<(
             "init_std must be a positive number".into(),
         ));
     }
-    if let FusionMode::Mffm { experts, use_id } = &config.fusion {
+    let mffm_inputs = match &config.fusion {
+        FusionMode::IdOnly => None,
+        FusionMode::Mffm { experts, use_id } => Some((experts, *use_id)),
+        FusionMode::Residual {
+            experts, fusion_lr, ..
+        } => {
+            if let Some(lr) = fusion_lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+                return Err(Error::InvalidConfig(format!(
+                    "the fusion learning rate must be positive, got {lr}"
+                )));
+            }
+            Some((experts, true))
+        }
+    };
+    if let Some((experts, use_id)) = mffm_inputs {
         if experts.is_empty() {
             return Err(Error::InvalidConfig(
                 "MFFM needs at least one expert".into(),
@@ -296,7 +330,7 @@ fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<(
                 "MFFM without the ID input needs at least one modality".into(),
             ));
         }
-        if *use_id && modality_dims.is_empty() {
+        if use_id && modality_dims.is_empty() {
             return Err(Error::InvalidConfig(
                 "MFFM needs at least one content modality (use id_only otherwise)".into(),
             ));

@@ -55,10 +55,14 @@ impl NcfTower {
             .windows(2)
             .map(|w| Linear::new(w[0], w[1], rng))
             .collect();
-        NcfTower {
-            layers,
-            out: Linear::new(dim + widths[3], 1, rng),
-        }
+        let mut out = Linear::new(dim + widths[3], 1, rng);
+        // GMF's output weights start at 1, so NeuMF starts as matrix
+        // factorisation (sum of user * item) and the MLP tower learns what
+        // it adds. With Xavier weights (|w| ~ 0.15) every GMF gradient is
+        // scaled by w² and plain SGD barely leaves the start on some seeds;
+        // the NCF paper starts NeuMF from a pretrained GMF for the same reason.
+        out.w.slice_mut(s![..dim, ..]).fill(1.0);
+        NcfTower { layers, out }
     }
 
     /// Scores of the items (rows of `items`, B x d) for this user.
@@ -148,6 +152,15 @@ mod tests {
             }
         }
         panic!("no draw clear of the ReLU kinks");
+    }
+
+    #[test]
+    fn a_new_tower_starts_as_matrix_factorisation_plus_the_mlp() {
+        let dim = 8;
+        let tower = NcfTower::new(dim, &mut Rng::new(3));
+        assert!(tower.out.w.slice(s![..dim, ..]).iter().all(|&w| w == 1.0));
+        // The MLP tower's own output weights keep their random start.
+        assert!(tower.out.w.slice(s![dim.., ..]).iter().any(|&w| w != 1.0));
     }
 
     #[test]

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::model::layers::gradcheck::{assert_close, check_param_grads_of_loss, random_matrix};
     use crate::model::{
-        Backbone, Catalog, Expert, FusionMode, GlobalModel, ModelConfig, PrivateState,
+        Backbone, Catalog, Expert, FusionMode, GlobalModel, Mffm, ModelConfig, PrivateState,
     };
     use crate::rng::Rng;
     use ndarray::arr1;
@@ -217,8 +217,16 @@ mod tests {
                     // A non-trivial router so its gradient is not near zero.
                     r.out.w.mapv_inplace(|v| v * 4.0);
                 }
+                let mut dense = global.dense.0.clone();
+                if let Fusion::Mffm(Mffm {
+                    residual: Some(r), ..
+                }) = &mut dense.fusion
+                {
+                    // Off its zero start, so every path carries gradient.
+                    r.scale.fill(0.7);
+                }
                 let case = Case {
-                    dense: global.dense.0.clone(),
+                    dense,
                     user: private.model.0,
                     rows: crate::model::layers::embedding::gather(&global.items.0.0.view(), &ids),
                     personal: personal.clone(),
@@ -354,6 +362,22 @@ mod tests {
                 use_id: false,
             },
         );
+    }
+
+    #[test]
+    fn end_to_end_gradient_residual_forms() {
+        for backbone in [Backbone::FedAvg, Backbone::FedNcf, Backbone::FedRap] {
+            for evidence in [false, true] {
+                check_stack(
+                    backbone,
+                    FusionMode::Residual {
+                        experts: Expert::ALL.to_vec(),
+                        evidence,
+                        fusion_lr: None,
+                    },
+                );
+            }
+        }
     }
 
     #[test]

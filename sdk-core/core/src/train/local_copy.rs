@@ -74,7 +74,20 @@ impl LocalCopy {
             },
         );
         let mut loss = grads.loss;
-        sgd_step(&mut self.dense.0, &grads.dense.flatten(), config.lr);
+        match &mut self.dense.0.fusion {
+            Fusion::Mffm(m) if m.own_lr().is_some() => {
+                // The residual correction steps at its own rate, the rest at lr.
+                let lr = m.own_lr().unwrap_or(config.lr);
+                let Fusion::Mffm(g) = &grads.dense.fusion else {
+                    unreachable!("gradient has the model's shape")
+                };
+                sgd_step(m, &g.flatten(), lr);
+                if let (Some(ncf), Some(g)) = (self.dense.0.ncf.as_mut(), &grads.dense.ncf) {
+                    sgd_step(ncf, &g.flatten(), config.lr);
+                }
+            }
+            _ => sgd_step(&mut self.dense.0, &grads.dense.flatten(), config.lr),
+        }
         sgd_step(&mut self.user, &grads.user.flatten(), config.lr);
         let mut d_rows = Array2::zeros(self.rows.raw_dim());
         scatter_add(&mut d_rows, batch, &grads.id_rows.view());

@@ -428,4 +428,42 @@ mod tests {
         rows.n_items = 4;
         assert!(rows.into_model().is_err());
     }
+
+    #[test]
+    fn a_residual_model_round_trips_and_a_bad_fusion_step_is_refused() {
+        use crate::model::{Expert, FusionMode};
+        let cat = Catalog {
+            n_items: 3,
+            features: vec![Array2::from_elem((3, 4), 0.5f32)],
+        };
+        let residual = |fusion_lr| ModelConfig {
+            dim: 8,
+            fusion: FusionMode::Residual {
+                experts: Expert::ALL.to_vec(),
+                evidence: true,
+                fusion_lr,
+            },
+            ..ModelConfig::default()
+        };
+        let config = residual(Some(0.01));
+        let mut model = GlobalModel::new(&config, &cat, 3).unwrap();
+        if let crate::model::Fusion::Mffm(m) = &mut model.dense.0.fusion {
+            m.residual.as_mut().unwrap().scale.fill(0.25);
+        }
+        let message =
+            ModelMessage::from_model(2, (5, [7; 32]), &config, &TrainConfig::default(), &model);
+        let (header, decoded) = ModelMessage::decode(&message.encode()).unwrap();
+        assert_eq!(decoded, model, "the scale and the step come back");
+        assert_eq!(header.config, config);
+        for bad in [f32::NAN, -1.0, 0.0, f32::INFINITY] {
+            let hostile = ModelMessage::from_model(
+                2,
+                (5, [7; 32]),
+                &residual(Some(bad)),
+                &TrainConfig::default(),
+                &model,
+            );
+            assert!(ModelMessage::decode(&hostile.encode()).is_err(), "{bad}");
+        }
+    }
 }

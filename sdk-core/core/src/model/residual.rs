@@ -1,0 +1,119 @@
+//! The residual form of MFFM (our departure from the paper, README
+//! "Fusion that earns its place"): each expert's view becomes
+//!
+//!   V_j(i) = e_i + rho_i * (alpha ⊙ F_j(i))
+//!
+//! where e_i is the raw item-ID row (the ID-only backbone's view, with no
+//! layer norm), F_j the expert's fused view, alpha a global d-vector that
+//! starts at zero, and rho_i = 1, or with `evidence` the norm of e_i. At the
+//! start the model *is* the ID-only model, so fusion can only add what the
+//! data supports; with `evidence` the correction of an item grows with how
+//! far its row has moved, so a row nobody trained keeps the near-neutral
+//! place ID-only gives it instead of a confident content score.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+
+use super::params::impl_tensors;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Residual {
+    /// alpha: how much of the fused correction each dimension takes.
+    pub scale: Array1<f32>,
+    /// Scale item i's correction by |e_i| (not a parameter).
+    pub evidence: bool,
+    /// The clients' step size for MFFM's parameters (None: the round's
+    /// `lr`). The correction must move slower than the user heads it
+    /// corrects for: at the heads' step (1 on KU) it diverges.
+    pub fusion_lr: Option<f32>,
+}
+
+impl_tensors!(Residual { scale });
+
+pub struct ResidualCache {
+    /// The experts' views F_j before the residual.
+    fused: Vec<Array2<f32>>,
+    /// rho_i per row.
+    rho: Array1<f32>,
+    id_rows: Array2<f32>,
+}
+
+impl Residual {
+    pub fn new(dim: usize, evidence: bool, fusion_lr: Option<f32>) -> Self {
+        Residual {
+            scale: Array1::zeros(dim),
+            evidence,
+            fusion_lr,
+        }
+    }
+
+    fn rho(&self, id_rows: &ArrayView2<f32>) -> Array1<f32> {
+        if self.evidence {
+            id_rows.map_axis(Axis(1), |r| r.dot(&r).sqrt())
+        } else {
+            Array1::ones(id_rows.nrows())
+        }
+    }
+
+    /// V_j = e + rho (alpha ⊙ F_j) for every expert view F_j.
+    pub fn forward(
+        &self,
+        id_rows: &ArrayView2<f32>,
+        fused: Vec<Array2<f32>>,
+    ) -> (Vec<Array2<f32>>, ResidualCache) {
+        let rho = self.rho(id_rows);
+        let views = fused
+            .iter()
+            .map(|f| {
+                let mut v = f * &self.scale;
+                v *= &rho.view().insert_axis(Axis(1));
+                v += id_rows;
+                v
+            })
+            .collect();
+        (
+            views,
+            ResidualCache {
+                fused,
+                rho,
+                id_rows: id_rows.to_owned(),
+            },
+        )
+    }
+
+    /// Adds dL/d alpha into `grad`; returns dL/dF_j per expert and the part
+    /// of dL/de that flows around the experts (the identity path, and rho's).
+    pub fn backward(
+        &self,
+        cache: &ResidualCache,
+        d_views: &[Array2<f32>],
+        grad: &mut Residual,
+    ) -> (Vec<Array2<f32>>, Array2<f32>) {
+        let id_rows = &cache.id_rows;
+        let rho_col = cache.rho.view().insert_axis(Axis(1));
+        let mut d_id = Array2::zeros(id_rows.raw_dim());
+        let mut d_rho = Array1::<f32>::zeros(id_rows.nrows());
+        let mut d_fused = Vec::with_capacity(d_views.len());
+        for (dv, f) in d_views.iter().zip(&cache.fused) {
+            d_id += dv;
+            let dv_rho = dv * &rho_col;
+            grad.scale += &(&dv_rho * f).sum_axis(Axis(0));
+            d_fused.push(&dv_rho * &self.scale);
+            if self.evidence {
+                d_rho += &(dv * &(f * &self.scale)).sum_axis(Axis(1));
+            }
+        }
+        if self.evidence {
+            // d|e|/de = e / |e| (zero for a zero row, where |e| has no slope).
+            Zip::from(d_id.rows_mut())
+                .and(id_rows.rows())
+                .and(&d_rho)
+                .and(&cache.rho)
+                .for_each(|mut d, e, &dr, &norm| {
+                    if norm > 0.0 {
+                        d.scaled_add(dr / norm, &e);
+                    }
+                });
+        }
+        (d_fused, d_id)
+    }
+}
