@@ -5,7 +5,8 @@
 //! (0 = top of the list, 50 = the middle).
 //!
 //!   cargo run --release -p fedmr-sim --example cold_place -- ../shared/data/ku id 1 3 80
-//!   (arguments: dataset, fusion, lr, item lr, rounds, and for residual/evidence the fusion lr)
+//!   (arguments: dataset, fusion, lr, item lr, rounds, and for residual/evidence
+//!   the fusion lr and the ID dropout)
 
 use fedmr_core::model::{Expert, FusionMode, ModelConfig};
 use fedmr_core::rank::{ItemViews, score_all};
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             experts: Expert::ALL.to_vec(),
             evidence: fusion == "evidence",
             fusion_lr: args.get(5).map(|v| v.parse::<f32>()).transpose()?,
+            id_dropout: args.get(6).map_or(Ok(0.0), |v| v.parse::<f32>())?,
         },
         other => return Err(format!("unknown fusion {other}").into()),
     };

@@ -162,6 +162,9 @@ struct Common {
     /// (default: plain averaging).
     #[arg(long)]
     server_adam: Option<f32>,
+    /// Apply them with server-side FedYogi at this learning rate instead.
+    #[arg(long, conflicts_with = "server_adam")]
+    server_yogi: Option<f32>,
     /// Standard deviation of initial item embeddings and user heads.
     #[arg(long, default_value_t = 0.1)]
     init_std: f32,
@@ -205,7 +208,8 @@ struct Setting {
     /// (the ID-only view plus MFFM's correction, starting at zero), evidence
     /// (residual, each item's correction scaled by its row's norm), or one
     /// expert: sum, mlp, gate. `residual@0.01`: MFFM's parameters step at
-    /// 0.01 on the clients (default: --lr).
+    /// 0.01 on the clients (default: --lr); `residual@0.01/0.5`: and each
+    /// item's ID row is hidden in half of the training epochs (ID dropout).
     #[arg(long, default_value = "mffm")]
     fusion: String,
     /// Drop the item-ID embedding from MFFM's inputs (content only).
@@ -285,6 +289,9 @@ struct AblationArgs {
     common: Common,
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
+    /// The full model's form: mffm (the paper's) or residual@<fusion lr>[/<ID dropout>].
+    #[arg(long, default_value = "mffm")]
+    fusion: String,
     /// Client learning rate, for every variant (choose it with `table`).
     #[arg(long, default_value_t = 0.1)]
     lr: f32,
@@ -298,18 +305,24 @@ struct AblationArgs {
 }
 
 fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
-    // "residual@0.01": the residual form with its own fusion step size.
-    let (name, fusion_lr) = match name.split_once('@') {
-        Some((form @ ("residual" | "evidence"), lr)) => (
-            form,
-            Some(
-                lr.parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v > 0.0)
-                    .ok_or(format!("bad fusion learning rate in '{name}'"))?,
-            ),
-        ),
-        _ => (name, None),
+    // "residual@0.01/0.5": the residual form with its own fusion step size
+    // and ID dropout.
+    let (name, fusion_lr, id_dropout) = match name.split_once('@') {
+        Some((form @ ("residual" | "evidence"), rest)) => {
+            let (lr, dropout) = rest.split_once('/').unwrap_or((rest, "0"));
+            let lr = lr
+                .parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or(format!("bad fusion learning rate in '{name}'"))?;
+            let dropout = dropout
+                .parse::<f32>()
+                .ok()
+                .filter(|v| (0.0..1.0).contains(v))
+                .ok_or(format!("bad ID dropout in '{name}' (expected [0, 1))"))?;
+            (form, Some(lr), dropout)
+        }
+        _ => (name, None, 0.0),
     };
     let experts = match name {
         "id" => return Ok(FusionMode::IdOnly),
@@ -318,6 +331,7 @@ fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
                 experts: Expert::ALL.to_vec(),
                 evidence: name == "evidence",
                 fusion_lr,
+                id_dropout,
             });
         }
         "mffm" => Expert::ALL.to_vec(),
@@ -358,9 +372,10 @@ fn sim_config(
             negatives: c.negatives,
             ..TrainConfig::default()
         },
-        server_step: match c.server_adam {
-            Some(lr) => ServerStep::Adam { lr },
-            None => ServerStep::Plain { lr: 1.0 },
+        server_step: match (c.server_adam, c.server_yogi) {
+            (Some(lr), _) => ServerStep::Adam { lr },
+            (None, Some(lr)) => ServerStep::Yogi { lr },
+            (None, None) => ServerStep::Plain { lr: 1.0 },
         },
         rounds: c.rounds,
         patience: c.patience,
@@ -860,7 +875,11 @@ fn ablation(args: AblationArgs) -> Result<(), String> {
     let label = steps_label((args.lr, args.item_lr));
     let mut rows = Vec::new();
     let mut header = None;
-    for variant in ablation::variants(&all_modalities) {
+    let base = fusion_mode(&args.fusion, false)?;
+    if base == FusionMode::IdOnly {
+        return Err("--fusion id has nothing to ablate (mffm or residual@…)".into());
+    }
+    for variant in ablation::variants(&all_modalities, &base) {
         let kept = if variant.modalities.is_empty() {
             all_modalities.clone()
         } else {
@@ -892,7 +911,8 @@ fn ablation(args: AblationArgs) -> Result<(), String> {
         ));
     }
     let md = format!(
-        "Ablation, test metrics (%), mean ± std over seeds {:?}, at the round of best validation HR@50; dataset {}\n\n{}\n{}\n",
+        "Ablation of {}, test metrics (%), mean ± std (min–max) over seeds {:?}, at the round of best validation HR@50; dataset {}\n\n{}\n{}\n",
+        args.fusion,
         args.seeds,
         ds.summary(),
         header.unwrap_or_default(),

@@ -32,8 +32,8 @@ fn mean_std_scaled(values: &[f64], scale: f64) -> String {
         return format!("{:.2}", scale * mean);
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min) + 0.0;
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 0.0;
     format!(
         "{:.2} ± {:.2} ({:.2}–{:.2})",
         scale * mean,

@@ -111,6 +111,7 @@ fn the_residual_correction_steps_at_its_own_rate_and_the_head_at_lr() {
                 experts: Expert::ALL.to_vec(),
                 evidence: false,
                 fusion_lr,
+                id_dropout: 0.0,
             },
         );
         let mut state = f.state(7);
@@ -134,4 +135,43 @@ fn the_residual_correction_steps_at_its_own_rate_and_the_head_at_lr() {
         );
     }
     assert_eq!(state_a, state_b, "the head steps at lr either way");
+}
+
+#[test]
+fn hidden_id_rows_read_as_zero_and_get_no_gradient() {
+    let round = |id_dropout| {
+        let f = Fixture::with_fusion(
+            Backbone::FedAvg,
+            FusionMode::Residual {
+                experts: Expert::ALL.to_vec(),
+                evidence: false,
+                fusion_lr: None,
+                id_dropout,
+            },
+        );
+        let mut state = f.state(7);
+        let train = TrainConfig {
+            lr: 0.5,
+            epochs: 1,
+            ..TrainConfig::default()
+        };
+        f.train(&mut state, &f.users[0].train, &train, 1).unwrap().0
+    };
+    let kept = round(0.0);
+    assert!(kept.item_rows.values.iter().any(|&v| v != 0.0));
+    // Every row hidden (as near as the range allows): no row learns, the
+    // correction's scale still does (from content alone).
+    let hidden = round(0.999_999);
+    assert_eq!(
+        hidden.item_rows.ids, kept.item_rows.ids,
+        "same rows touched"
+    );
+    assert!(hidden.item_rows.values.iter().all(|&v| v == 0.0));
+    assert!(hidden.dense.iter().any(|&v| v != 0.0));
+    assert_eq!(
+        round(0.5),
+        round(0.5),
+        "the hidden rows are drawn from the round's stream"
+    );
+    assert_ne!(round(0.5), kept);
 }

@@ -12,7 +12,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::optim::Adam;
+use crate::model::optim::{Adam, Yogi};
 use crate::model::params::Tensors;
 use crate::model::{Backbone, GlobalModel};
 use crate::secagg::UnmaskedSums;
@@ -26,6 +26,8 @@ pub enum ServerStep {
     Plain { lr: f32 },
     /// The average change taken as a negative gradient for Adam (the paper's choice).
     Adam { lr: f32 },
+    /// The same for FedYogi (Reddi et al., ICLR 2021).
+    Yogi { lr: f32 },
 }
 
 /// Server-side optimiser state that persists across rounds.
@@ -33,6 +35,7 @@ pub enum ServerStep {
 pub enum ServerOptimizer {
     Plain { lr: f32 },
     Adam(Adam),
+    Yogi(Yogi),
 }
 
 impl ServerOptimizer {
@@ -40,6 +43,7 @@ impl ServerOptimizer {
         match *step {
             ServerStep::Plain { lr } => ServerOptimizer::Plain { lr },
             ServerStep::Adam { lr } => ServerOptimizer::Adam(Adam::new(lr)),
+            ServerStep::Yogi { lr } => ServerOptimizer::Yogi(Yogi::new(lr)),
         }
     }
 }
@@ -287,6 +291,10 @@ impl Aggregator {
             ServerOptimizer::Adam(adam) => {
                 let grad: Vec<f32> = mean.iter().map(|m| -m).collect();
                 adam.step(&mut model.dense.0, &grad);
+            }
+            ServerOptimizer::Yogi(yogi) => {
+                let grad: Vec<f32> = mean.iter().map(|m| -m).collect();
+                yogi.step(&mut model.dense.0, &grad);
             }
         }
         AggregateReport {

@@ -143,10 +143,21 @@ impl Mffm {
     }
 
     /// The residual form of this module (requires the ID input).
-    pub fn with_residual(mut self, evidence: bool, fusion_lr: Option<f32>) -> Self {
+    pub fn with_residual(
+        mut self,
+        evidence: bool,
+        fusion_lr: Option<f32>,
+        id_dropout: f32,
+    ) -> Self {
         assert!(self.use_id, "the residual form adds to the ID row");
-        self.residual = Some(Residual::new(self.dim, evidence, fusion_lr));
+        self.residual = Some(Residual::new(self.dim, evidence, fusion_lr, id_dropout));
         self
+    }
+
+    /// The chance of hiding an item's ID row in a training epoch (0 but in
+    /// the residual form with ID dropout).
+    pub fn id_dropout(&self) -> f32 {
+        self.residual.as_ref().map_or(0.0, |r| r.id_dropout)
     }
 
     /// The clients' step size for this module's parameters, when it has its own.
@@ -417,7 +428,7 @@ mod tests {
         let dims = [5, 3];
         let mut m = Mffm::new(4, use_id, &dims, experts, &mut rng);
         if let Some(evidence) = residual {
-            m = m.with_residual(evidence, None);
+            m = m.with_residual(evidence, None, 0.0);
             // Off its zero start, or the experts' gradients would all be zero.
             let r = m.residual.as_mut().unwrap();
             r.scale.mapv_inplace(|_| 0.5 + 0.5 * rng.normal() as f32);
@@ -496,8 +507,8 @@ mod tests {
     fn the_residual_form_starts_as_the_id_only_view() {
         let mut rng = Rng::new(4);
         for evidence in [false, true] {
-            let m =
-                Mffm::new(4, true, &[3, 5], &Expert::ALL, &mut rng).with_residual(evidence, None);
+            let m = Mffm::new(4, true, &[3, 5], &Expert::ALL, &mut rng)
+                .with_residual(evidence, None, 0.0);
             let id = random_matrix(6, 4, &mut rng);
             let feats = [random_matrix(6, 3, &mut rng), random_matrix(6, 5, &mut rng)];
             let views: Vec<_> = feats.iter().map(|f| f.view()).collect();
@@ -510,7 +521,7 @@ mod tests {
     #[test]
     fn with_evidence_a_zero_row_gets_no_correction() {
         let mut rng = Rng::new(5);
-        let mut m = Mffm::new(4, true, &[3], &Expert::ALL, &mut rng).with_residual(true, None);
+        let mut m = Mffm::new(4, true, &[3], &Expert::ALL, &mut rng).with_residual(true, None, 0.0);
         m.residual.as_mut().unwrap().scale.fill(1.0);
         let mut id = random_matrix(2, 4, &mut rng);
         id.row_mut(0).fill(0.0);

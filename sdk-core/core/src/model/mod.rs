@@ -41,11 +41,13 @@ pub enum FusionMode {
     /// place"): the ID-only view plus the experts' correction, which starts
     /// at zero; with `evidence` an item's correction grows with its row's
     /// norm. Always uses the ID input. `fusion_lr`: the clients' step for
-    /// MFFM's parameters (None: the round's `lr`).
+    /// MFFM's parameters (None: the round's `lr`); `id_dropout`: the chance
+    /// an item's ID row is hidden in a training epoch (`residual.rs`).
     Residual {
         experts: Vec<Expert>,
         evidence: bool,
         fusion_lr: Option<f32>,
+        id_dropout: f32,
     },
 }
 
@@ -133,9 +135,13 @@ impl Fusion {
                 experts,
                 evidence,
                 fusion_lr,
+                id_dropout,
             } => Fusion::Mffm(
-                Mffm::new(config.dim, true, modality_dims, experts, rng)
-                    .with_residual(*evidence, *fusion_lr),
+                Mffm::new(config.dim, true, modality_dims, experts, rng).with_residual(
+                    *evidence,
+                    *fusion_lr,
+                    *id_dropout,
+                ),
             ),
         }
     }
@@ -309,11 +315,19 @@ fn validate_structure(config: &ModelConfig, modality_dims: &[usize]) -> Result<(
         FusionMode::IdOnly => None,
         FusionMode::Mffm { experts, use_id } => Some((experts, *use_id)),
         FusionMode::Residual {
-            experts, fusion_lr, ..
+            experts,
+            fusion_lr,
+            id_dropout,
+            ..
         } => {
             if let Some(lr) = fusion_lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
                 return Err(Error::InvalidConfig(format!(
                     "the fusion learning rate must be positive, got {lr}"
+                )));
+            }
+            if !(0.0..1.0).contains(id_dropout) {
+                return Err(Error::InvalidConfig(format!(
+                    "ID dropout must be in [0, 1), got {id_dropout}"
                 )));
             }
             Some((experts, true))

@@ -25,6 +25,12 @@ pub struct Residual {
     /// `lr`). The correction must move slower than the user heads it
     /// corrects for: at the heads' step (1 on KU) it diverges.
     pub fusion_lr: Option<f32>,
+    /// In local training, the chance that an item's ID row is hidden (read
+    /// as zero, and not trained) for one epoch, as DropoutNet (Volkovs et
+    /// al., NeurIPS 2017) drops preference inputs: the correction learns to
+    /// score an item from content alone, which is all a new item (a zero
+    /// row) has.
+    pub id_dropout: f32,
 }
 
 impl_tensors!(Residual { scale });
@@ -38,11 +44,12 @@ pub struct ResidualCache {
 }
 
 impl Residual {
-    pub fn new(dim: usize, evidence: bool, fusion_lr: Option<f32>) -> Self {
+    pub fn new(dim: usize, evidence: bool, fusion_lr: Option<f32>, id_dropout: f32) -> Self {
         Residual {
             scale: Array1::zeros(dim),
             evidence,
             fusion_lr,
+            id_dropout,
         }
     }
 

@@ -374,6 +374,7 @@ mod tests {
                         experts: Expert::ALL.to_vec(),
                         evidence,
                         fusion_lr: None,
+                        id_dropout: 0.0,
                     },
                 );
             }

@@ -44,16 +44,25 @@ impl LocalCopy {
     }
 
     /// One SGD step on `batch` (local row positions, the first `positives`
-    /// of them positive); returns the epoch's loss before the step.
+    /// of them positive); returns the epoch's loss before the step. Batch
+    /// positions `hidden` (ID dropout) read their ID row as zero, and their
+    /// rows get no gradient from them.
     pub(super) fn epoch(
         &mut self,
         batch: &[usize],
+        hidden: Option<&[bool]>,
         positives: usize,
         touched_features: &Catalog,
         config: &TrainConfig,
         rap_weights: RapWeights,
     ) -> f32 {
-        let id_rows = gather(&self.rows.view(), batch);
+        let mut id_rows = gather(&self.rows.view(), batch);
+        let hidden_rows: Vec<usize> = hidden
+            .map(|h| (0..batch.len()).filter(|&k| h[k]).collect())
+            .unwrap_or_default();
+        hidden_rows
+            .iter()
+            .for_each(|&k| id_rows.row_mut(k).fill(0.0));
         let features = match &self.dense.fusion {
             Fusion::IdOnly => Vec::new(),
             Fusion::Mffm(_) => touched_features.gather(batch),
@@ -89,8 +98,10 @@ impl LocalCopy {
             _ => sgd_step(&mut self.dense.0, &grads.dense.flatten(), config.lr),
         }
         sgd_step(&mut self.user, &grads.user.flatten(), config.lr);
+        let mut d_id = grads.id_rows;
+        hidden_rows.iter().for_each(|&k| d_id.row_mut(k).fill(0.0));
         let mut d_rows = Array2::zeros(self.rows.raw_dim());
-        scatter_add(&mut d_rows, batch, &grads.id_rows.view());
+        scatter_add(&mut d_rows, batch, &d_id.view());
         if let (Some(p), Some(d_batch)) = (self.personal.as_mut(), &grads.personal_rows) {
             let mut d_personal = Array2::zeros(p.raw_dim());
             scatter_add(&mut d_personal, batch, &d_batch.view());

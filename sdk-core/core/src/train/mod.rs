@@ -153,10 +153,11 @@ pub fn train_planned(
     let mut copy = LocalCopy::new(global, backbone, state, plan);
     let rap_weights = RapWeights::at_round(config.round);
     let mut epoch_losses = Vec::with_capacity(config.epochs);
-    for negatives in &plan.negatives {
+    for (epoch, negatives) in plan.negatives.iter().enumerate() {
         let batch = plan.batch(negatives);
         let loss = copy.epoch(
             &batch,
+            plan.hidden.get(epoch).map(Vec::as_slice),
             plan.positives.len(),
             touched_features,
             config,

@@ -23,6 +23,9 @@ pub struct RoundPlan {
     /// The seed of the round's local-DP noise (drawn only under local DP,
     /// so undefended rounds keep their random streams).
     noise_seed: u64,
+    /// Each epoch's batch positions whose ID row is hidden (ID dropout;
+    /// drawn only when the model asks for it).
+    pub(super) hidden: Vec<Vec<bool>>,
 }
 
 /// Checks the round's inputs and draws every epoch's negatives up front, so
@@ -65,12 +68,24 @@ pub fn plan_round(
         Some(_) => rng.next_u64(),
         None => 0,
     };
+    let hidden = match global.fusion() {
+        Fusion::Mffm(m) if m.id_dropout() > 0.0 => negatives
+            .iter()
+            .map(|epoch| {
+                (0..seen.len() + epoch.len())
+                    .map(|_| rng.uniform() < f64::from(m.id_dropout()))
+                    .collect()
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(RoundPlan {
         positives: seen,
         negatives,
         per_epoch,
         touched,
         noise_seed,
+        hidden,
     })
 }
 

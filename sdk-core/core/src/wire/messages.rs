@@ -442,6 +442,7 @@ mod tests {
                 experts: Expert::ALL.to_vec(),
                 evidence: true,
                 fusion_lr,
+                id_dropout: 0.25,
             },
             ..ModelConfig::default()
         };
