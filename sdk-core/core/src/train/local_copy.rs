@@ -83,14 +83,11 @@ impl LocalCopy {
             },
         );
         let mut loss = grads.loss;
-        match &mut self.dense.0.fusion {
-            Fusion::Mffm(m) if m.own_lr().is_some() => {
-                // The residual correction steps at its own rate, the rest at lr.
-                let lr = m.own_lr().unwrap_or(config.lr);
-                let Fusion::Mffm(g) = &grads.dense.fusion else {
-                    unreachable!("gradient has the model's shape")
-                };
-                sgd_step(m, &g.flatten(), lr);
+        // The residual form's MFFM may step at its own rate, the rest at lr.
+        match (&mut self.dense.0.fusion, &grads.dense.fusion) {
+            (Fusion::Mffm(m), Fusion::Mffm(g)) if m.own_lr().is_some() => {
+                let fusion_lr = m.own_lr().unwrap_or(config.lr);
+                sgd_step(m, &g.flatten(), fusion_lr);
                 if let (Some(ncf), Some(g)) = (self.dense.0.ncf.as_mut(), &grads.dense.ncf) {
                     sgd_step(ncf, &g.flatten(), config.lr);
                 }
