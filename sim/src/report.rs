@@ -99,6 +99,20 @@ pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
             }
         }
     }
+    // Under the new-item split: how the held-out new items rank each round
+    // (validation half first: what a choice among settings may look at).
+    let new_items = result.rounds.iter().any(|r| r.new_items.is_some());
+    if new_items {
+        for half in ["valid", "test"] {
+            for among in ["all", "new"] {
+                write!(
+                    csv,
+                    ",new_{half}_among_{among}_hr50,new_{half}_among_{among}_ndcg50"
+                )
+                .unwrap();
+            }
+        }
+    }
     csv.push('\n');
     for r in &result.rounds {
         // Norms the federation did not see are left empty, not written as 0.
@@ -117,6 +131,24 @@ pub fn write_run(dir: &Path, result: &RunResult) -> std::io::Result<()> {
                 for (_, get) in COLUMNS {
                     write!(csv, ",{:.6}", get(m)).unwrap();
                 }
+            }
+        }
+        if new_items {
+            let e = r.new_items.clone().unwrap_or_default();
+            for m in [
+                &e.valid.among_all,
+                &e.valid.among_new,
+                &e.test.among_all,
+                &e.test.among_new,
+            ] {
+                let (hr, ndcg) = (m.hr_at(50), m.ndcg_at(50));
+                write!(
+                    csv,
+                    ",{:.6},{:.6}",
+                    hr.unwrap_or(f64::NAN),
+                    ndcg.unwrap_or(f64::NAN)
+                )
+                .unwrap();
             }
         }
         csv.push('\n');

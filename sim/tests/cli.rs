@@ -82,6 +82,16 @@ fn the_new_item_split_prints_new_items_beside_the_baselines_that_can_rank_them()
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let users = &value["rounds"][0]["new_items"]["test"]["among_new"]["users"];
     assert!(users.as_u64().is_some_and(|n| n > 0), "{users}");
+    let csv = std::fs::read_to_string(out.join("seed0").join("rounds.csv")).expect("rounds.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "new_valid_among_new_hr50")
+        .expect("new-item columns in rounds.csv");
+    for line in csv.lines().skip(1) {
+        let value: f64 = line.split(',').nth(column).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&value), "{line}");
+    }
     // Over HTTP the split is refused rather than silently ignored.
     let http = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
         .args(["--rounds", "1", "--split", "new-items", "--out"])
