@@ -326,6 +326,11 @@ fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
     };
     let experts = match name {
         "id" => return Ok(FusionMode::IdOnly),
+        "residual" | "evidence" if no_id => {
+            return Err(
+                "--no-id does not apply to the residual form (it adds to the ID row)".into(),
+            );
+        }
         "residual" | "evidence" => {
             return Ok(FusionMode::Residual {
                 experts: Expert::ALL.to_vec(),

@@ -112,6 +112,9 @@ fn bad_arguments_fail_with_a_message_and_no_output() {
         vec!["--dataset", "/no/such/folder"],
         vec!["--modalities", "audio"],
         vec!["--split", "sideways"],
+        vec!["--fusion", "residual@-1"],
+        vec!["--fusion", "residual@0.1/1.5"],
+        vec!["--fusion", "residual", "--no-id"],
         vec!["--split", "new-items", "--new-share", "1.5"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_fedmr-sim"))
