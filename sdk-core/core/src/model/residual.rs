@@ -7,9 +7,11 @@
 //! layer norm), F_j the expert's fused view, alpha a global d-vector that
 //! starts at zero, and rho_i = 1, or with `evidence` the norm of e_i. At the
 //! start the model *is* the ID-only model, so fusion can only add what the
-//! data supports; with `evidence` the correction of an item grows with how
-//! far its row has moved, so a row nobody trained keeps the near-neutral
-//! place ID-only gives it instead of a confident content score.
+//! data supports. `evidence` was the idea that a row nobody trained keeps
+//! its ID-only place if its correction grows with how far the row has
+//! moved; on KU such rows are not smaller than others (README, "Where ID
+//! only puts the items nobody trained on") and it did not help: it stays a
+//! measured variant, not the default.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 
