@@ -466,5 +466,17 @@ mod tests {
             );
             assert!(ModelMessage::decode(&hostile.encode()).is_err(), "{bad}");
         }
+        for bad in [f32::NAN, -0.5, 1.0, 7.0] {
+            let mut config = residual(Some(0.01));
+            if let FusionMode::Residual { id_dropout, .. } = &mut config.fusion {
+                *id_dropout = bad;
+            }
+            let hostile =
+                ModelMessage::from_model(2, (5, [7; 32]), &config, &TrainConfig::default(), &model);
+            assert!(
+                ModelMessage::decode(&hostile.encode()).is_err(),
+                "dropout {bad}"
+            );
+        }
     }
 }
