@@ -40,9 +40,9 @@ impl_tensors!(Residual { scale });
 pub struct ResidualCache {
     /// The experts' views F_j before the residual.
     fused: Vec<Array2<f32>>,
-    /// rho_i per row.
-    rho: Array1<f32>,
-    id_rows: Array2<f32>,
+    /// With `evidence`: rho_i per row and the ID rows it was taken from
+    /// (the plain form needs neither, so scoring a catalog copies nothing).
+    evidence: Option<(Array1<f32>, Array2<f32>)>,
 }
 
 impl Residual {
@@ -55,38 +55,28 @@ impl Residual {
         }
     }
 
-    fn rho(&self, id_rows: &ArrayView2<f32>) -> Array1<f32> {
-        if self.evidence {
-            id_rows.map_axis(Axis(1), |r| r.dot(&r).sqrt())
-        } else {
-            Array1::ones(id_rows.nrows())
-        }
-    }
-
     /// V_j = e + rho (alpha ⊙ F_j) for every expert view F_j.
     pub fn forward(
         &self,
         id_rows: &ArrayView2<f32>,
         fused: Vec<Array2<f32>>,
     ) -> (Vec<Array2<f32>>, ResidualCache) {
-        let rho = self.rho(id_rows);
+        let rho = self
+            .evidence
+            .then(|| id_rows.map_axis(Axis(1), |r| r.dot(&r).sqrt()));
         let views = fused
             .iter()
             .map(|f| {
                 let mut v = f * &self.scale;
-                v *= &rho.view().insert_axis(Axis(1));
+                if let Some(rho) = &rho {
+                    v *= &rho.view().insert_axis(Axis(1));
+                }
                 v += id_rows;
                 v
             })
             .collect();
-        (
-            views,
-            ResidualCache {
-                fused,
-                rho,
-                id_rows: id_rows.to_owned(),
-            },
-        )
+        let evidence = rho.map(|rho| (rho, id_rows.to_owned()));
+        (views, ResidualCache { fused, evidence })
     }
 
     /// Adds dL/d alpha into `grad`; returns dL/dF_j per expert and the part
@@ -97,26 +87,27 @@ impl Residual {
         d_views: &[Array2<f32>],
         grad: &mut Residual,
     ) -> (Vec<Array2<f32>>, Array2<f32>) {
-        let id_rows = &cache.id_rows;
-        let rho_col = cache.rho.view().insert_axis(Axis(1));
-        let mut d_id = Array2::zeros(id_rows.raw_dim());
-        let mut d_rho = Array1::<f32>::zeros(id_rows.nrows());
+        let mut d_id = Array2::zeros(d_views[0].raw_dim());
+        let mut d_rho = Array1::<f32>::zeros(d_id.nrows());
         let mut d_fused = Vec::with_capacity(d_views.len());
         for (dv, f) in d_views.iter().zip(&cache.fused) {
             d_id += dv;
-            let dv_rho = dv * &rho_col;
+            let dv_rho = match &cache.evidence {
+                Some((rho, _)) => {
+                    d_rho += &(dv * &(f * &self.scale)).sum_axis(Axis(1));
+                    dv * &rho.view().insert_axis(Axis(1))
+                }
+                None => dv.clone(),
+            };
             grad.scale += &(&dv_rho * f).sum_axis(Axis(0));
             d_fused.push(&dv_rho * &self.scale);
-            if self.evidence {
-                d_rho += &(dv * &(f * &self.scale)).sum_axis(Axis(1));
-            }
         }
-        if self.evidence {
+        if let Some((rho, id_rows)) = &cache.evidence {
             // d|e|/de = e / |e| (zero for a zero row, where |e| has no slope).
             Zip::from(d_id.rows_mut())
                 .and(id_rows.rows())
                 .and(&d_rho)
-                .and(&cache.rho)
+                .and(rho)
                 .for_each(|mut d, e, &dr, &norm| {
                     if norm > 0.0 {
                         d.scaled_add(dr / norm, &e);

@@ -84,10 +84,13 @@ impl LocalCopy {
         );
         let mut loss = grads.loss;
         // The residual form's MFFM may step at its own rate, the rest at lr.
-        match (&mut self.dense.0.fusion, &grads.dense.fusion) {
-            (Fusion::Mffm(m), Fusion::Mffm(g)) if m.own_lr().is_some() => {
-                let fusion_lr = m.own_lr().unwrap_or(config.lr);
-                sgd_step(m, &g.flatten(), fusion_lr);
+        let fusion_lr = match &self.dense.0.fusion {
+            Fusion::Mffm(m) => m.own_lr(),
+            Fusion::IdOnly => None,
+        };
+        match (fusion_lr, &mut self.dense.0.fusion, &grads.dense.fusion) {
+            (Some(lr), Fusion::Mffm(m), Fusion::Mffm(g)) => {
+                sgd_step(m, &g.flatten(), lr);
                 if let (Some(ncf), Some(g)) = (self.dense.0.ncf.as_mut(), &grads.dense.ncf) {
                     sgd_step(ncf, &g.flatten(), config.lr);
                 }
