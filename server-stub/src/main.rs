@@ -180,6 +180,13 @@ struct GenesisArgs {
     catalog: Option<PathBuf>,
     #[arg(long, default_value = "fedavg")]
     backbone: Backbone,
+    /// How items' views fuse ID and content: mffm (the paper's form), id
+    /// (ID only), residual@<fusion lr>[/<ID dropout>] (the ID-only view plus
+    /// MFFM's correction, starting at zero: README "Fusion that earns its
+    /// place"; KU's validation chose residual@0.003 with --lr 1), evidence@…,
+    /// or one expert: sum, mlp, gate.
+    #[arg(long, default_value = "mffm", value_parser = parse_fusion)]
+    fusion: FusionMode,
     #[arg(long, default_value_t = 0.1)]
     lr: f32,
     #[arg(long, default_value_t = 3.0)]
@@ -279,11 +286,16 @@ struct ServeArgs {
     admin_token: String,
 }
 
+/// `--fusion`, checked while the arguments are parsed (nothing created yet).
+fn parse_fusion(name: &str) -> Result<FusionMode, String> {
+    FusionMode::parse(name, false)
+}
+
 /// The first model and catalog of a new federation.
 fn genesis(args: &GenesisArgs) -> Result<fedmr_server::Genesis, fedmr_server::ServerError> {
     let model = ModelConfig {
         backbone: args.backbone,
-        fusion: FusionMode::full(),
+        fusion: args.fusion.clone(),
         ..ModelConfig::default()
     };
     let train = TrainConfig {

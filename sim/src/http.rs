@@ -124,6 +124,9 @@ impl HttpFederation {
                 db_path: phones_dir.join(format!("{user}.sqlite")),
                 retention_cap: 1_000_000,
                 seed: Some(phone_seed(&config, user)),
+                // Every phone is scored after every round anyway: storing
+                // the ranking after installs and trainings would double it.
+                precompute_ranking: false,
             })
             .map_err(phone_error)?;
             let history: Vec<Interaction> = data

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use fedmr_core::aggregate::ServerStep;
 use fedmr_core::data::Dataset;
-use fedmr_core::model::{Backbone, Catalog, Expert, FusionMode, ModelConfig};
+use fedmr_core::model::{Backbone, Catalog, FusionMode, ModelConfig};
 use fedmr_core::privacy::Protection;
 use fedmr_core::train::TrainConfig;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
@@ -305,54 +305,7 @@ struct AblationArgs {
 }
 
 fn fusion_mode(name: &str, no_id: bool) -> Result<FusionMode, String> {
-    // "residual@0.01/0.5": the residual form with its own fusion step size
-    // and ID dropout.
-    let (name, fusion_lr, id_dropout) = match name.split_once('@') {
-        Some((form @ ("residual" | "evidence"), rest)) => {
-            let (lr, dropout) = rest.split_once('/').unwrap_or((rest, "0"));
-            let lr = lr
-                .parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .ok_or(format!("bad fusion learning rate in '{name}'"))?;
-            let dropout = dropout
-                .parse::<f32>()
-                .ok()
-                .filter(|v| (0.0..1.0).contains(v))
-                .ok_or(format!("bad ID dropout in '{name}' (expected [0, 1))"))?;
-            (form, Some(lr), dropout)
-        }
-        _ => (name, None, 0.0),
-    };
-    let experts = match name {
-        "id" => return Ok(FusionMode::IdOnly),
-        "residual" | "evidence" if no_id => {
-            return Err(
-                "--no-id does not apply to the residual form (it adds to the ID row)".into(),
-            );
-        }
-        "residual" | "evidence" => {
-            return Ok(FusionMode::Residual {
-                experts: Expert::ALL.to_vec(),
-                evidence: name == "evidence",
-                fusion_lr,
-                id_dropout,
-            });
-        }
-        "mffm" => Expert::ALL.to_vec(),
-        "sum" => vec![Expert::Sum],
-        "mlp" => vec![Expert::Mlp],
-        "gate" => vec![Expert::Gate],
-        other => {
-            return Err(format!(
-                "unknown fusion '{other}' (expected id, mffm, residual, evidence, sum, mlp or gate)"
-            ));
-        }
-    };
-    Ok(FusionMode::Mffm {
-        experts,
-        use_id: !no_id,
-    })
+    FusionMode::parse(name, no_id).map_err(|e| e.replace("dropping the ID input", "--no-id"))
 }
 
 fn sim_config(

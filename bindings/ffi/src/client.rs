@@ -96,14 +96,14 @@ pub struct FedmrClient {
 #[uniffi::export]
 impl FedmrClient {
     /// Opens (creating if needed) the database at `config.db_path` and
-    /// loads the installed catalog and model. Blocking (milliseconds to a
-    /// few hundred at 100,000 items).
+    /// reads what is installed (headers only: a few milliseconds at 100,000
+    /// items; the model is read when first needed).
     #[uniffi::constructor]
     pub fn open(config: ClientConfig) -> Result<Arc<Self>> {
         let inner = core::Client::open(core::ClientConfig {
-            db_path: config.db_path.into(),
             retention_cap: usize::try_from(config.retention_cap).unwrap_or(usize::MAX),
             seed: config.seed,
+            ..core::ClientConfig::new(config.db_path)
         })?;
         Ok(Arc::new(FedmrClient { inner }))
     }

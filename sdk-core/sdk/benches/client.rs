@@ -172,6 +172,29 @@ fn build_database(path: &Path) {
     );
 }
 
+/// Seconds of `f` on a client freshly opened on `path` (an app start), the
+/// median of `runs`; the open itself is not timed.
+fn after_open(path: &Path, runs: usize, mut f: impl FnMut(&Client)) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let client = Client::open(ClientConfig::new(path)).unwrap();
+            let t = Instant::now();
+            f(&client);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+/// Deletes the ranking the client keeps between app starts: the state of a
+/// store before it kept one (and after a change nothing ranked yet).
+fn forget_stored_ranking(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DELETE FROM ranking_scores; DELETE FROM ranking_context;")
+        .unwrap();
+}
+
 fn bench_open_and_recommend(path: &Path) {
     let open = median_secs(5, || {
         black_box(Client::open(ClientConfig::new(path)).unwrap());
@@ -183,89 +206,156 @@ fn bench_open_and_recommend(path: &Path) {
             .unwrap();
         black_box(n);
     });
-    println!(
-        "open: {:.1} ms (loads {ITEMS} keys and the model); plain rusqlite open + one query: \
-         {:.2} ms; ratio {:.0}x",
-        open * 1e3,
-        plain_open * 1e3,
-        open / plain_open
-    );
-
-    // What `open` spends on the catalog keys: from the key's covering index
-    // (what the store does) against the table scan it did before, whose rows
-    // carry every item's features.
-    let keys = |sql: &str| {
+    // What `open` did before it read headers only: every catalog key (from
+    // the key index) and the decoded model.
+    let eager = median_secs(5, || {
         let conn = rusqlite::Connection::open(path).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        let rows: Vec<(i64, String)> = stmt
+        let mut stmt = conn
+            .prepare("SELECT id, item_key FROM catalog_items ORDER BY item_key")
+            .unwrap();
+        let keys: Vec<(i64, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        black_box(rows);
-    };
-    let by_index = median_secs(5, || {
-        keys("SELECT id, item_key FROM catalog_items ORDER BY item_key")
-    });
-    let by_table = median_secs(5, || {
-        keys("SELECT id, item_key FROM catalog_items ORDER BY id")
+        let payload: Vec<u8> = conn
+            .query_row("SELECT payload FROM model_meta", [], |r| r.get(0))
+            .unwrap();
+        black_box((keys, ModelMessage::decode(&payload).unwrap()));
     });
     println!(
-        "catalog keys: from the key index {:.1} ms; by a table scan (before): {:.1} ms; ratio {:.2}x",
-        by_index * 1e3,
-        by_table * 1e3,
-        by_index / by_table
+        "open: {:.2} ms (headers only); plain rusqlite open + one query: {:.2} ms, ratio {:.1}x; \
+         reading every key and decoding the model, as open did before: {:.1} ms",
+        open * 1e3,
+        plain_open * 1e3,
+        open / plain_open,
+        eager * 1e3
     );
 
-    let client = Client::open(ClientConfig::new(path)).unwrap();
     let options = RecommendOptions::default();
-    let t = Instant::now();
-    black_box(client.recommend(50, &options).unwrap());
-    let cold = t.elapsed().as_secs_f64();
-    let warm = median_secs(200, || {
-        black_box(client.recommend(50, &options).unwrap());
+    let top50 = |c: &Client| {
+        black_box(c.recommend(50, &options).unwrap());
+    };
+    // The first recommend of an app start, with the ranking the last
+    // install/training stored; then the same with nothing stored (what
+    // every app start paid before), and after a new interaction (the
+    // router's context is recomputed, the item scores are reused).
+    let first_stored = after_open(path, 9, top50);
+    forget_stored_ranking(path);
+    let first_unstored = after_open(path, 1, |c| {
+        forget_stored_ranking(path);
+        top50(c)
     });
+    let mut t = 0i64;
+    let first_after_record = after_open(path, 5, |c| {
+        t += 1;
+        c.record(Interaction {
+            item_key: key(t as usize),
+            kind: InteractionKind::Like,
+            timestamp_ms: 10_000_000 + t,
+        })
+        .unwrap();
+        top50(c)
+    });
+    let client = Client::open(ClientConfig::new(path)).unwrap();
+    let warm = median_secs(200, || top50(&client));
     let mut rng = Rng::new(2);
     let table = Array2::from_shape_simple_fn((ITEMS, DIM), || rng.normal() as f32);
     let theta = Array1::from_shape_simple_fn(DIM, || rng.normal() as f32);
     let matvec = median_secs(200, || {
         black_box(table.dot(&theta));
     });
+    println!(
+        "recommend top-50 of {ITEMS}: first call after an app start {:.2} ms (median of 9; \
+         the stored ranking); with nothing stored {:.0} ms (scores every item through MFFM: \
+         ratio {:.4}x); first call after a new interaction {:.0} ms (median of 5); \
+         warm {:.3} ms (median of 200); one {ITEMS}x{DIM} mat-vec: {:.3} ms; warm = {:.2}x mat-vec",
+        first_stored * 1e3,
+        first_unstored * 1e3,
+        first_stored / first_unstored,
+        first_after_record * 1e3,
+        warm * 1e3,
+        matvec * 1e3,
+        warm / matvec
+    );
+
+    // Training's rescoring: from the global views the model install kept
+    // (same client), against a client opened afterwards (an app start:
+    // nothing kept, the experts run over the catalog again).
+    let model_bytes = stored_model(path);
+    let fresh = fresh_dir("train");
+    let db = fresh.join("client.sqlite");
+    std::fs::copy(path, &db).unwrap();
+    let client = Client::open(ClientConfig::new(&db)).unwrap();
+    let newer = bump_model_version(&model_bytes);
+    let t = Instant::now();
+    client.apply_model(&newer).unwrap();
+    let apply = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let report = client.train(&TrainOptions::default()).unwrap();
+    let train_kept = t.elapsed().as_secs_f64();
+    let training_only = report.duration_ms as f64 / 1e3;
+    drop(client);
+    let reopened = Client::open(ClientConfig::new(&db)).unwrap();
+    let t = Instant::now();
+    reopened.train(&TrainOptions::default()).unwrap();
+    let train_reopened = t.elapsed().as_secs_f64();
+    println!(
+        "apply_model with the ranking computed and stored: {:.2} s; train + rescoring from \
+         kept views: {:.3} s (of which training {:.3} s); train + rescoring on a reopened \
+         client (experts over the catalog again): {:.3} s; rescoring {:.3} s vs {:.3} s",
+        apply,
+        train_kept,
+        training_only,
+        train_reopened,
+        train_kept - training_only,
+        train_reopened - training_only
+    );
+    drop(reopened);
+    let _ = std::fs::remove_dir_all(fresh);
+
     // What one round sends, against the paper's design, which ships the
     // whole item table every round.
-    let report = client.train(&TrainOptions::default()).unwrap();
-    let pending = client.pending_uploads().unwrap();
-    let update = UpdateMessage::decode(&pending.last().unwrap().bytes).unwrap();
+    let report = client_for_upload(path);
     let table = (ITEMS * DIM * 4) as f64;
     println!(
         "bytes per client per round: upload {:.1} KB (a sparse update: {} touched rows + {} dense \
          values); the paper's design uploads the whole {ITEMS}x{DIM} table, {:.1} MB: {:.0}x more. \
          Download: the whole model, {:.1} MB, as in the paper's design",
-        report.update_bytes as f64 / 1e3,
-        update.item_ids.len(),
-        update.dense.len(),
+        report.0 as f64 / 1e3,
+        report.1,
+        report.2,
         table / 1e6,
-        table / report.update_bytes as f64,
-        model_bytes_len(path) as f64 / 1e6
-    );
-    println!(
-        "recommend top-50 of {ITEMS}: warm {:.3} ms (median of 200), cold {:.0} ms \
-         (first call: scores every item through MFFM); one {ITEMS}x{DIM} mat-vec: {:.3} ms; \
-         warm = {:.2}x mat-vec",
-        warm * 1e3,
-        cold * 1e3,
-        matvec * 1e3,
-        warm / matvec
+        table / report.0 as f64,
+        model_bytes.len() as f64 / 1e6
     );
 }
 
-/// Size of the installed model message in the client database.
-fn model_bytes_len(path: &Path) -> usize {
+/// Trains once on `path`: (update bytes, touched rows, dense values).
+fn client_for_upload(path: &Path) -> (usize, usize, usize) {
+    let client = Client::open(ClientConfig::new(path)).unwrap();
+    let report = client.train(&TrainOptions::default()).unwrap();
+    let pending = client.pending_uploads().unwrap();
+    let update = UpdateMessage::decode(&pending.last().unwrap().bytes).unwrap();
+    (
+        report.update_bytes,
+        update.item_ids.len(),
+        update.dense.len(),
+    )
+}
+
+/// The installed model message in the client database.
+fn stored_model(path: &Path) -> Vec<u8> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("SELECT length(payload) FROM model_meta", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .unwrap() as usize
+    conn.query_row("SELECT payload FROM model_meta", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The same model published as the next version.
+fn bump_model_version(bytes: &[u8]) -> Vec<u8> {
+    let (m, global) = ModelMessage::decode(bytes).unwrap();
+    let catalog = (m.catalog_version, m.catalog_digest);
+    ModelMessage::from_model(m.version + 1, catalog, &m.config, &m.train, &global).encode()
 }
 
 /// Peak RSS (VmHWM) of this process in MB.
@@ -279,12 +369,16 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Child: open (and with `train`, train once), print the peak RSS.
-fn child(path: &str, train: bool) {
+/// Child: open, then per `mode` train once, or install the next model
+/// version (keeping its global views) and train; print the peak RSS.
+fn child(path: &str, mode: &str) {
     let client = Client::open(ClientConfig::new(path)).unwrap();
-    if train {
-        let report = client.train(&TrainOptions::default()).unwrap();
-        black_box(report);
+    if mode == "--apply-train-child" {
+        let newer = bump_model_version(&stored_model(Path::new(path)));
+        client.apply_model(&newer).unwrap();
+    }
+    if mode != "--open-child" {
+        black_box(client.train(&TrainOptions::default()).unwrap());
     }
     println!("{:.1}", peak_rss_mb());
 }
@@ -304,8 +398,9 @@ fn child_peak(path: &Path, mode: &str) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() == 3 && (args[1] == "--train-child" || args[1] == "--open-child") {
-        child(&args[2], args[1] == "--train-child");
+    let modes = ["--train-child", "--open-child", "--apply-train-child"];
+    if args.len() == 3 && modes.contains(&args[1].as_str()) {
+        child(&args[2], &args[1]);
         return;
     }
     bench_record_batch();
@@ -314,9 +409,14 @@ fn main() {
     build_database(&db);
     let open_only = child_peak(&db, "--open-child");
     let train = child_peak(&db, "--train-child");
+    let copy = dir.join("copy.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    let apply_train = child_peak(&copy, "--apply-train-child");
+    std::fs::remove_file(&copy).unwrap();
     println!(
         "peak RSS: train on {ITEMS} items ({HISTORY} interactions, 5 epochs): {train:.1} MB; \
-         the same process only opening the client: {open_only:.1} MB; train adds {:.1} MB",
+         the same process only opening the client: {open_only:.1} MB; train adds {:.1} MB; \
+         install the next model (global views kept) and train: {apply_train:.1} MB",
         train - open_only
     );
     bench_open_and_recommend(&db);

@@ -2,6 +2,7 @@
 //! user side (router + score head), with hand-written backprop.
 
 pub mod backbone;
+mod fusion_name;
 pub mod head;
 pub mod layers;
 pub mod mffm;

@@ -49,6 +49,12 @@ pub fn additive_rows(state: &PrivateState, ids: &[u32], dim: usize) -> Option<Ar
     Some(rows)
 }
 
+/// The items whose ID rows this user replaced with personal ones (PFedRec):
+/// the only items whose views differ from the global ones. Sorted.
+pub fn replaced_ids(state: &PrivateState) -> &[u32] {
+    replaced_rows(state).map_or(&[], |p| &p.ids)
+}
+
 fn replaced_rows(state: &PrivateState) -> Option<&crate::model::SparseRows> {
     match (&state.personal_items.0, state.personal_kind) {
         (Some(p), PersonalItems::Replace) => Some(p),
@@ -65,6 +71,18 @@ pub fn views_from_features(
     features: &Catalog,
 ) -> Vec<Array2<f32>> {
     let rows = user_id_rows(global, state, ids);
+    match global.fusion() {
+        Fusion::IdOnly => vec![rows],
+        fusion => fusion.views(&rows.view(), features),
+    }
+}
+
+/// Expert views of `ids` as every user of `global` shares them (global ID
+/// rows), from their content rows (`features`: one row per id; empty for an
+/// ID-only model). A user's views differ only at [`replaced_ids`].
+pub fn global_views(global: &GlobalModel, ids: &[u32], features: &Catalog) -> Vec<Array2<f32>> {
+    let as_usize: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
+    let rows = gather(&global.items.0.0.view(), &as_usize);
     match global.fusion() {
         Fusion::IdOnly => vec![rows],
         fusion => fusion.views(&rows.view(), features),

@@ -17,8 +17,9 @@ use crate::model::layers::embedding::gather;
 use crate::model::stack::{item_view, mix};
 use crate::model::{GlobalModel, PrivateState};
 
-/// Every item's scores for one (model, private state).
-#[derive(Clone, Debug, PartialEq)]
+/// Every item's scores for one (model, private state). Serializable: the
+/// device keeps them between app starts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ItemScores {
     /// Linear head: `F_j(i) . theta` per expert (FedRAP's `P_i . theta`
     /// added to each: the weights sum to one), combined under any weights.
@@ -32,6 +33,14 @@ pub enum ItemScores {
 }
 
 impl ItemScores {
+    /// How many items are scored.
+    pub fn n_items(&self) -> usize {
+        match self {
+            ItemScores::Final(scores) => scores.len(),
+            ItemScores::PerExpert { per_expert, .. } => per_expert.first().map_or(0, Vec::len),
+        }
+    }
+
     /// Whether these scores hold for other router weights too.
     pub fn independent_of_weights(&self) -> bool {
         matches!(self, ItemScores::PerExpert { .. })

@@ -1,9 +1,9 @@
-//! What the client holds in memory of the server's data: the catalog's keys
-//! (features stay in SQLite) and the decoded global model. Immutable once
-//! built; an apply builds a new one and swaps it in.
+//! What the client holds in memory of the server's data: the catalog's
+//! header (keys and features stay in SQLite, looked up by index) and the
+//! global model, decoded on first use so that opening a client reads neither.
+//! Immutable once built; an apply builds a new one and swaps it in.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::Array2;
 
@@ -15,22 +15,15 @@ use fedmr_core::wire::{ModelMessage, digest_hex};
 
 pub(crate) struct InstalledCatalog {
     pub meta: CatalogMeta,
-    pub keys: Vec<String>,
-    pub ids: HashMap<String, u32>,
 }
 
 impl InstalledCatalog {
     pub fn load(store: &Store) -> Result<Option<Self>> {
-        let Some(meta) = store.catalog_meta()? else {
-            return Ok(None);
-        };
-        let keys = store.catalog_keys()?;
-        let ids = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as u32))
-            .collect();
-        Ok(Some(InstalledCatalog { meta, keys, ids }))
+        Ok(store.catalog_meta()?.map(|meta| InstalledCatalog { meta }))
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.meta.n_items
     }
 
     pub fn modality_dims(&self) -> Vec<usize> {
@@ -86,11 +79,11 @@ impl InstalledModel {
                 digest_hex(&catalog.meta.sha256)
             )));
         }
-        if self.global.n_items() != catalog.keys.len() {
+        if self.global.n_items() != catalog.n_items() {
             return Err(Error::Incompatible(format!(
                 "model has {} item rows, catalog has {} items",
                 self.global.n_items(),
-                catalog.keys.len()
+                catalog.n_items()
             )));
         }
         let model_dims = match self.global.fusion() {
@@ -107,37 +100,92 @@ impl InstalledModel {
     }
 }
 
+/// The installed model: its version and digest, read when the client
+/// opens, and the model itself, decoded from the store on first use.
+pub(crate) struct ModelSlot {
+    pub version: u64,
+    /// sha256 of the message body: what `sync` sends as If-None-Match.
+    pub digest: [u8; 32],
+    decoded: OnceLock<Arc<InstalledModel>>,
+}
+
+impl ModelSlot {
+    /// A model just applied (already decoded).
+    pub fn applied(model: InstalledModel) -> Self {
+        let slot = ModelSlot {
+            version: model.version,
+            digest: model.digest,
+            decoded: OnceLock::new(),
+        };
+        let _ = slot.decoded.set(Arc::new(model));
+        slot
+    }
+
+    /// The stored model, not decoded yet.
+    pub fn stored(version: u64, digest: [u8; 32]) -> Self {
+        ModelSlot {
+            version,
+            digest,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The decoded model, read from `store` and checked against `catalog`
+    /// on first use. A stored model that does not fit is an invariant
+    /// broken by hand (apply keeps them consistent): refused, not mis-ranked.
+    pub fn model(&self, store: &Store, catalog: &InstalledCatalog) -> Result<Arc<InstalledModel>> {
+        if let Some(model) = self.decoded.get() {
+            return Ok(model.clone());
+        }
+        let record = store.model()?;
+        let digest = record
+            .as_ref()
+            .and_then(|r| fedmr_core::wire::declared_digest(&r.payload));
+        let Some(record) =
+            record.filter(|r| r.version == self.version && digest == Some(self.digest))
+        else {
+            // An apply replaced it after this snapshot was taken.
+            return Err(Error::Busy(
+                "the installed model changed while it was being read; retry".into(),
+            ));
+        };
+        let (message, global) = ModelMessage::decode(&record.payload)?;
+        let model = InstalledModel::from_message(message, global, self.digest);
+        model.check_fits(catalog)?;
+        // Two threads may decode at once; both results are the same model.
+        Ok(self.decoded.get_or_init(|| Arc::new(model)).clone())
+    }
+}
+
 /// The catalog and model as installed; either may be missing.
 #[derive(Default)]
 pub(crate) struct Installed {
     pub catalog: Option<Arc<InstalledCatalog>>,
-    pub model: Option<Arc<InstalledModel>>,
+    pub model: Option<Arc<ModelSlot>>,
 }
 
 impl Installed {
+    /// The catalog's header and the model's version and digest: a few rows,
+    /// whatever the catalog's size.
     pub fn load(store: &Store) -> Result<Self> {
         let catalog = InstalledCatalog::load(store)?;
-        let model = match store.model()? {
-            None => None,
-            Some(record) => {
-                let (message, global) = ModelMessage::decode(&record.payload)?;
-                let digest = fedmr_core::wire::declared_digest(&record.payload).unwrap_or_default();
-                Some(InstalledModel::from_message(message, global, digest))
-            }
-        };
-        // A stored model that does not fit is an invariant broken by hand
-        // (apply keeps them consistent); refuse rather than mis-rank.
-        if let (Some(c), Some(m)) = (&catalog, &model) {
-            m.check_fits(c)?;
-        }
+        let model = store
+            .model_header()?
+            .map(|(version, digest)| ModelSlot::stored(version, digest));
         Ok(Installed {
             catalog: catalog.map(Arc::new),
             model: model.map(Arc::new),
         })
     }
 
-    /// Both parts, or why not.
-    pub fn ready(&self) -> Result<(&InstalledCatalog, &InstalledModel)> {
+    /// Both parts (the model decoded), or why not.
+    pub fn ready(&self, store: &Store) -> Result<(&InstalledCatalog, Arc<InstalledModel>)> {
+        let (catalog, slot) = self.parts()?;
+        Ok((catalog, slot.model(store, catalog)?))
+    }
+
+    /// Both parts, the model as installed (maybe not decoded yet), or why not.
+    pub fn parts(&self) -> Result<(&InstalledCatalog, &ModelSlot)> {
         let catalog = self
             .catalog
             .as_ref()

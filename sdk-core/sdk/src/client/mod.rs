@@ -9,6 +9,7 @@ mod export;
 mod installed;
 mod private;
 mod ranking;
+mod scoring;
 mod secure;
 mod sync;
 #[cfg(feature = "encoder")]
@@ -21,16 +22,15 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use ndarray::Array1;
-
 pub use crate::interaction::Interaction;
 use crate::store::Store;
 use crate::{Error, Result};
 use fedmr_core::privacy::RdpAccountant;
 use fedmr_core::wire::{CatalogMessage, ModelMessage};
-use installed::{Installed, InstalledCatalog, InstalledModel};
+use installed::{Installed, InstalledCatalog, InstalledModel, ModelSlot};
 use private::{PrivateRecord, load_state};
-use ranking::{History, ItemScores};
+use ranking::History;
+use scoring::{Caches, Views};
 pub use sync::{Remote, SyncReport, UploadReport};
 #[cfg(feature = "encoder")]
 pub use text::LocalItem;
@@ -39,21 +39,6 @@ pub use types::{
     PrivacySpent, ProgressListener, RecommendOptions, Recommendation, Stats, TrainOptions,
     TrainReport,
 };
-
-/// The history-dependent part of ranking, valid for one history and state.
-struct RankingContext {
-    history: History,
-    weights: Array1<f32>,
-}
-
-#[derive(Default)]
-struct Caches {
-    /// Keyed by (state generation, history generation); the history part
-    /// is ignored for scores that do not depend on the router weights.
-    scores: Option<((u64, u64), Arc<ItemScores>)>,
-    /// ((state generation, history generation), context)
-    context: Option<((u64, u64), Arc<RankingContext>)>,
-}
 
 /// The SDK's entry point: one per user and database file.
 ///
@@ -106,8 +91,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Opens (creating if needed) the client's database and loads the
-    /// installed catalog and model.
+    /// Opens (creating if needed) the client's database and reads the
+    /// installed catalog's and model's headers; the model is decoded when
+    /// first needed (and `recommend` may not need it: see `scoring`).
     pub fn open(config: ClientConfig) -> Result<Client> {
         if config.db_path.as_os_str().is_empty() {
             return Err(Error::InvalidConfig("the database path is empty".into()));
@@ -166,10 +152,9 @@ impl Client {
                 return Ok(false);
             }
         }
-        let drop_model = current
-            .model
-            .as_ref()
-            .is_some_and(|m| m.catalog_version != message.version);
+        // A model fits only the catalog version it was published for, and
+        // this one is newer than the installed one.
+        let drop_model = current.model.is_some();
         self.store.install_catalog(&message, digest, drop_model)?;
         drop(message);
         let catalog = InstalledCatalog::load(&self.store)?.map(Arc::new);
@@ -200,8 +185,7 @@ impl Client {
         if let Some(installed) = &current.model
             && model.version <= installed.version
         {
-            let same = self.store.model()?.is_some_and(|r| r.payload == bytes);
-            if model.version == installed.version && same {
+            if model.version == installed.version && model.digest == installed.digest {
                 return Ok(false);
             }
             return Err(Error::Incompatible(format!(
@@ -209,28 +193,33 @@ impl Client {
                 model.version, installed.version
             )));
         }
-        self.store.put_model(model.version, bytes)?;
+        self.store.put_model(model.version, &model.digest, bytes)?;
         self.swap_installed(Installed {
             catalog: current.catalog.clone(),
-            model: Some(Arc::new(model)),
+            model: Some(Arc::new(ModelSlot::applied(model))),
         });
+        self.refresh_ranking(Views::Keep);
         Ok(true)
     }
 
     /// The top `k` items for the user, best first.
     pub fn recommend(&self, k: usize, options: &RecommendOptions) -> Result<Vec<Recommendation>> {
-        let (installed, combined, context) = self.current_scores()?;
-        let (catalog, _) = installed.ready()?;
+        let (installed, combined, context) = self.current_scores(Views::UseKept)?;
+        let (catalog, _) = installed.parts()?;
         let exclude: &[u32] = if options.exclude_seen {
             &context.history.seen
         } else {
             &[]
         };
-        let allowed = ranking::allowed_ids(catalog, options.candidates.as_deref(), exclude)?;
-        Ok(ranking::top_k(&combined, allowed.into_iter(), k)
+        let allowed =
+            ranking::allowed_ids(&self.store, catalog, options.candidates.as_deref(), exclude)?;
+        let top = ranking::top_k(&combined, allowed.into_iter(), k);
+        let keys = self.store.keys_of(&top)?;
+        Ok(top
             .into_iter()
-            .map(|id| Recommendation {
-                item_key: catalog.keys[id as usize].clone(),
+            .zip(keys)
+            .map(|(id, item_key)| Recommendation {
+                item_key,
                 score: combined[id as usize],
             })
             .collect())
@@ -239,38 +228,20 @@ impl Client {
     /// The user's score of every catalog item, by catalog position (the
     /// server's item id): what `recommend` ranks, for evaluation and research.
     pub fn scores(&self) -> Result<Vec<f32>> {
-        Ok(self.current_scores()?.1)
-    }
-
-    /// Every item's score under the installed snapshot, from the caches
-    /// (rebuilt if a generation moved), with the snapshot and the context.
-    fn current_scores(&self) -> Result<(Arc<Installed>, Vec<f32>, Arc<RankingContext>)> {
-        // Generations first: anything that changes after this read bumps
-        // them again, so a stale cache entry is never reused.
-        let generation = self.state_generation.load(Ordering::SeqCst);
-        let history_generation = self.history_generation.load(Ordering::SeqCst);
-        let installed = self.installed();
-        let (catalog, model) = installed.ready()?;
-        let key = (generation, history_generation);
-        let mut caches = lock(&self.caches);
-        let context = self.ranking_context(&mut caches, key, catalog, model)?;
-        let scores = self.item_scores(&mut caches, key, catalog, model, &context.weights)?;
-        drop(caches);
-        let combined = scores.combine(&context.weights);
-        Ok((installed, combined, context))
+        Ok(self.current_scores(Views::UseKept)?.1)
     }
 
     /// The user's router weights, per expert and (where computable) per modality.
     pub fn preferences(&self) -> Result<Preferences> {
         let installed = self.installed();
-        let (catalog, model) = installed.ready()?;
+        let (catalog, model) = installed.ready(&self.store)?;
         let record = self.private_record()?;
-        let state = load_state(record.as_ref(), model, self.init_seed())?;
-        let history = History::load(&self.store, catalog)?;
+        let state = load_state(record.as_ref(), &model, self.init_seed())?;
+        let history = History::load(&self.store)?;
         ranking::preferences(
             &self.store,
             catalog,
-            model,
+            &model,
             &state,
             &history.positives,
             record.is_some(),
@@ -301,8 +272,8 @@ impl Client {
     pub fn stats(&self) -> Result<Stats> {
         let installed = self.installed();
         let (known, unknown) = match &installed.catalog {
-            Some(catalog) => {
-                let h = History::load(&self.store, catalog)?;
+            Some(_) => {
+                let h = History::load(&self.store)?;
                 (h.seen.len(), h.unknown)
             }
             None => (0, self.store.item_weights()?.len()),
@@ -321,7 +292,7 @@ impl Client {
                 .catalog
                 .as_ref()
                 .map(|c| fedmr_core::wire::digest_hex(&c.meta.sha256)),
-            catalog_items: installed.catalog.as_ref().map_or(0, |c| c.keys.len()),
+            catalog_items: installed.catalog.as_ref().map_or(0, |c| c.n_items()),
             model_version: installed.model.as_ref().map(|m| m.version),
             rounds_trained: self.private_record()?.map_or(0, |r| r.rounds_trained),
             pending_uploads: self.store.pending_updates()?.len(),
@@ -396,54 +367,6 @@ impl Client {
     /// untrained user's ranking does not change from call to call.
     fn init_seed(&self) -> u64 {
         self.config.seed.unwrap_or(0)
-    }
-
-    fn item_scores(
-        &self,
-        caches: &mut Caches,
-        key: (u64, u64),
-        catalog: &InstalledCatalog,
-        model: &InstalledModel,
-        weights: &ndarray::Array1<f32>,
-    ) -> Result<Arc<ItemScores>> {
-        if let Some((k, scores)) = &caches.scores
-            && k.0 == key.0
-            && (k.1 == key.1 || scores.independent_of_weights())
-        {
-            return Ok(scores.clone());
-        }
-        let state = load_state(self.private_record()?.as_ref(), model, self.init_seed())?;
-        let scores = Arc::new(ranking::item_scores(
-            &self.store,
-            catalog,
-            model,
-            &state,
-            weights,
-            ranking::CHUNK,
-        )?);
-        caches.scores = Some((key, scores.clone()));
-        Ok(scores)
-    }
-
-    fn ranking_context(
-        &self,
-        caches: &mut Caches,
-        key: (u64, u64),
-        catalog: &InstalledCatalog,
-        model: &InstalledModel,
-    ) -> Result<Arc<RankingContext>> {
-        if let Some((k, context)) = &caches.context
-            && *k == key
-        {
-            return Ok(context.clone());
-        }
-        let state = load_state(self.private_record()?.as_ref(), model, self.init_seed())?;
-        let history = History::load(&self.store, catalog)?;
-        let weights =
-            ranking::router_weights(&self.store, catalog, model, &state, &history.positives)?;
-        let context = Arc::new(RankingContext { history, weights });
-        caches.context = Some((key, context.clone()));
-        Ok(context)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Scoring for `recommend` and `preferences`, without ever holding every
-//! item's views or features in memory: the catalog is read from the store
-//! in chunks and scored through the core's `ScoreBuilder`, the same path
-//! the simulation takes. `ItemScores` are cached by the client (see
-//! `fedmr_core::rank::scores` for why 3 floats per item are enough).
+//! item's features in memory: the catalog is read from the store in chunks
+//! and scored through the core's `ScoreBuilder`, the same path the
+//! simulation takes. `ItemScores` are cached by the client (see
+//! `fedmr_core::rank::scores` for why 3 floats per item are enough); the
+//! global expert views may be kept from a model install to the next
+//! training (`GlobalViews`), which then only rescores.
 
 use std::collections::HashSet;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, s};
+use serde::{Deserialize, Serialize};
 
 use super::installed::{InstalledCatalog, InstalledModel, decode_rows, features_of};
 use super::types::{ExpertWeight, ModalityShare, Preferences};
@@ -15,13 +18,15 @@ use crate::{Error, Result};
 use fedmr_core::model::{Catalog, Fusion, PrivateState};
 pub(crate) use fedmr_core::rank::ItemScores;
 use fedmr_core::rank::{
-    ScoreBuilder, router_weights as weights_of, user_id_rows, views_from_features,
+    ScoreBuilder, global_views, replaced_ids, router_weights as weights_of, user_id_rows,
+    views_from_features,
 };
 
 /// Items per chunk when scanning the catalog: bounds memory to a few MB.
 pub(crate) const CHUNK: usize = 2048;
 
 /// The user's history as the model sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct History {
     /// Catalog ids of items with a positive net weight (training positives,
     /// the router's context), in the order the user first met them.
@@ -33,13 +38,14 @@ pub(crate) struct History {
 }
 
 impl History {
-    pub fn load(store: &Store, catalog: &InstalledCatalog) -> Result<Self> {
+    /// The history as the installed catalog's ids (keys joined in SQL).
+    pub fn load(store: &Store) -> Result<Self> {
         let mut positives = Vec::new();
         let mut seen = Vec::new();
         let mut unknown = 0;
-        for (key, weight) in store.item_weights()? {
-            match catalog.ids.get(&key) {
-                Some(&id) => {
+        for (id, weight) in store.item_weights_by_id()? {
+            match id {
+                Some(id) => {
                     seen.push(id);
                     if weight > 0.0 {
                         positives.push(id);
@@ -72,9 +78,23 @@ pub(crate) fn views_of(
     Ok(views_from_features(&model.global, state, ids, &features))
 }
 
-/// Every item's scores, scanning the catalog once, `chunk` items at a
-/// time. `weights` (the user's router weights) are used only by heads that
-/// need them.
+/// Every item's global expert views, one matrix per expert (items x d).
+pub(crate) struct GlobalViews(pub Vec<Array2<f32>>);
+
+/// Where `item_scores` gets the global expert views from.
+pub(crate) enum ViewSource<'a> {
+    /// Computed chunk by chunk from the stored features, then dropped.
+    Compute,
+    /// Computed, and kept (returned) for a later rescoring.
+    ComputeAndKeep,
+    /// Kept from an earlier computation under the same global model.
+    Kept(&'a GlobalViews),
+}
+
+/// Every item's scores, `chunk` items at a time, from the catalog's
+/// features (one scan) or from kept global views; the user's own rows
+/// (PFedRec) are recomputed either way. `weights` (the user's router
+/// weights) are used only by heads that need them.
 pub(crate) fn item_scores(
     store: &Store,
     catalog: &InstalledCatalog,
@@ -82,38 +102,113 @@ pub(crate) fn item_scores(
     state: &PrivateState,
     weights: &Array1<f32>,
     chunk: usize,
-) -> Result<ItemScores> {
+    source: ViewSource<'_>,
+) -> Result<(ItemScores, Option<GlobalViews>)> {
     let global = &model.global;
-    let mut builder = ScoreBuilder::new(global, state, weights);
-    let dims = catalog.modality_dims();
-    let mut add_chunk = |first: usize, feature_rows: &[Vec<u8>], len: usize| -> Result<()> {
-        let ids: Vec<u32> = (first as u32..(first + len) as u32).collect();
-        let features = match global.fusion() {
-            Fusion::IdOnly => Catalog::default(),
-            _ => Catalog {
-                n_items: len,
-                features: decode_rows(feature_rows, &dims)?,
-            },
-        };
-        builder.add(&ids, views_from_features(global, state, &ids, &features));
-        Ok(())
-    };
     let n = global.n_items();
-    match global.fusion() {
-        Fusion::IdOnly => {
-            for first in (0..n).step_by(chunk.max(1)) {
-                add_chunk(first, &[], chunk.max(1).min(n - first))?;
+    let chunk = chunk.max(1);
+    let mut builder = ScoreBuilder::new(global, state, weights);
+    let mut kept: Option<Vec<Array2<f32>>> = matches!(source, ViewSource::ComputeAndKeep)
+        .then(|| vec![Array2::zeros((n, global.dim())); global.fusion().experts()]);
+    let own = replaced_ids(state);
+    // `features`: the chunk's content rows when they were read (the user's
+    // own rows are recomputed from them), else `None` (read from the store).
+    let mut add_views =
+        |first: usize, mut views: Vec<Array2<f32>>, features: Option<&Catalog>| -> Result<()> {
+            let ids: Vec<u32> = (first as u32..(first + views[0].nrows()) as u32).collect();
+            if let Some(kept) = &mut kept {
+                for (all, v) in kept.iter_mut().zip(&views) {
+                    all.slice_mut(s![first..first + v.nrows(), ..]).assign(v);
+                }
+            }
+            overlay_own_rows(
+                store, catalog, model, state, own, &ids, features, &mut views,
+            )?;
+            builder.add(&ids, views);
+            Ok(())
+        };
+    match (source, global.fusion()) {
+        (ViewSource::Kept(views), _) => {
+            if views.0.iter().any(|v| v.nrows() != n) {
+                return Err(Error::Store("kept views do not fit the model".into()));
+            }
+            for first in (0..n).step_by(chunk) {
+                let rows = s![first..(first + chunk).min(n), ..];
+                let chunk_views = views.0.iter().map(|v| v.slice(rows).to_owned()).collect();
+                add_views(first, chunk_views, None)?;
+            }
+        }
+        (_, Fusion::IdOnly) => {
+            let none = Catalog::default();
+            for first in (0..n).step_by(chunk) {
+                let ids: Vec<u32> = (first as u32..(first + chunk).min(n) as u32).collect();
+                add_views(first, global_views(global, &ids, &none), Some(&none))?;
             }
         }
         _ => {
-            store.for_each_feature_chunk(chunk, |first, rows| add_chunk(first, rows, rows.len()))?
+            let dims = catalog.modality_dims();
+            store.for_each_feature_chunk(chunk, |first, rows| {
+                let ids: Vec<u32> = (first as u32..(first + rows.len()) as u32).collect();
+                let features = Catalog {
+                    n_items: rows.len(),
+                    features: decode_rows(rows, &dims)?,
+                };
+                add_views(
+                    first,
+                    global_views(global, &ids, &features),
+                    Some(&features),
+                )
+            })?
         }
     }
-    builder.finish().map_err(|e| {
+    let scores = builder.finish().map_err(|e| {
         Error::Store(format!(
             "catalog table and model disagree on the item count: {e}"
         ))
-    })
+    })?;
+    Ok((scores, kept.map(GlobalViews)))
+}
+
+/// Replaces the rows of the user's own items (sorted `own`, PFedRec's
+/// personal ID rows) in the global `views` of `ids` by the user's views;
+/// their content rows come from `features` (one row per id) if given, else
+/// from the store (never while the caller holds the store's reader).
+#[allow(clippy::too_many_arguments)]
+fn overlay_own_rows(
+    store: &Store,
+    catalog: &InstalledCatalog,
+    model: &InstalledModel,
+    state: &PrivateState,
+    own: &[u32],
+    ids: &[u32],
+    features: Option<&Catalog>,
+    views: &mut [Array2<f32>],
+) -> Result<()> {
+    let (positions, own_ids): (Vec<usize>, Vec<u32>) = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| own.binary_search(id).is_ok())
+        .map(|(k, &id)| (k, id))
+        .unzip();
+    if own_ids.is_empty() {
+        return Ok(());
+    }
+    let own_views = match features {
+        Some(features) => {
+            let own_features = Catalog {
+                n_items: own_ids.len(),
+                features: features.gather(&positions),
+            };
+            views_from_features(&model.global, state, &own_ids, &own_features)
+        }
+        None => views_of(store, catalog, model, state, &own_ids)?,
+    };
+    for (view, own_view) in views.iter_mut().zip(&own_views) {
+        for (row, &k) in positions.iter().enumerate() {
+            view.row_mut(k).assign(&own_view.row(row));
+        }
+    }
+    Ok(())
 }
 
 /// The user's router weights given their positives.
@@ -148,25 +243,25 @@ pub(crate) fn top_k(scores: &[f32], allowed: impl Iterator<Item = u32>, k: usize
     ids
 }
 
-/// Candidate ids for one `recommend` call.
+/// Candidate ids for one `recommend` call; candidate keys are looked up
+/// in the store (the catalog's keys never sit in memory).
 pub(crate) fn allowed_ids(
+    store: &Store,
     catalog: &InstalledCatalog,
     candidates: Option<&[String]>,
     exclude: &[u32],
 ) -> Result<Vec<u32>> {
     let excluded = |id: &u32| exclude.binary_search(id).is_ok();
     match candidates {
-        None => Ok((0..catalog.keys.len() as u32)
+        None => Ok((0..catalog.n_items() as u32)
             .filter(|id| !excluded(id))
             .collect()),
         Some(keys) => {
+            let found = store.ids_of(keys)?;
             let mut unique = HashSet::new();
             let mut ids = Vec::with_capacity(keys.len());
-            for key in keys {
-                let &id = catalog
-                    .ids
-                    .get(key)
-                    .ok_or_else(|| Error::UnknownItem(key.clone()))?;
+            for (key, id) in keys.iter().zip(found) {
+                let id = id.ok_or_else(|| Error::UnknownItem(key.clone()))?;
                 if unique.insert(id) && !excluded(&id) {
                     ids.push(id);
                 }
@@ -362,13 +457,24 @@ mod tests {
                     &history,
                 );
                 let weights = router_weights(&store, &catalog, &model, &state, &history).unwrap();
-                let scores = item_scores(&store, &catalog, &model, &state, &weights, 7).unwrap();
-                let got = scores.combine(&weights);
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                        "{backbone:?} {fusion:?} item {i}: {g} vs {w}"
-                    );
+                let score =
+                    |source| item_scores(&store, &catalog, &model, &state, &weights, 7, source);
+                let (computed, none) = score(ViewSource::Compute).unwrap();
+                assert!(none.is_none());
+                let (first, kept) = score(ViewSource::ComputeAndKeep).unwrap();
+                let kept = kept.expect("views kept");
+                assert_eq!(first, computed);
+                // Rescoring from kept global views: the user's own rows
+                // (PFedRec) are recomputed, everything else is reused.
+                let (rescored, _) = score(ViewSource::Kept(&kept)).unwrap();
+                for scores in [computed, rescored] {
+                    let got = scores.combine(&weights);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                            "{backbone:?} {fusion:?} item {i}: {g} vs {w}"
+                        );
+                    }
                 }
             }
         }

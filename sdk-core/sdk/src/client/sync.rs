@@ -236,10 +236,13 @@ impl Client {
         let url = remote.url("/v1/updates");
         let mut report = UploadReport::default();
         let installed = self.installed();
-        let secure = installed
-            .model
+        let model = match installed.parts() {
+            Ok(_) => Some(installed.ready(&self.store)?.1),
+            Err(_) => None,
+        };
+        let secure = model
             .as_ref()
-            .and_then(|m| Some((m, m.train.protection.secure_aggregation?)));
+            .and_then(|m| Some((&**m, m.train.protection.secure_aggregation?)));
         if let Some((model, config)) = secure {
             let mut rounds = std::collections::HashSet::new();
             for (index, update) in self.store.pending_updates()?.iter().enumerate() {

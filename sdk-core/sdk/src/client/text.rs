@@ -48,7 +48,8 @@ impl Client {
             return Err(Error::InvalidArgument(format!("item {i} has an empty key")));
         }
         let installed = self.installed();
-        let (catalog, model) = installed.ready()?;
+        let (catalog, model) = installed.ready(&self.store)?;
+        let model = &*model;
         let global = &model.global;
         let Fusion::Mffm(mffm) = global.fusion() else {
             return Err(Error::Incompatible(
@@ -101,7 +102,7 @@ impl Client {
             .to_owned();
 
         let state = load_state(self.private_record()?.as_ref(), model, self.init_seed())?;
-        let history = History::load(&self.store, catalog)?;
+        let history = History::load(&self.store)?;
         let weights =
             ranking::router_weights(&self.store, catalog, model, &state, &history.positives)?;
         let local = Catalog {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::installed::{InstalledCatalog, InstalledModel, features_of};
 use super::private::{PrivateRecord, load_state};
 use super::ranking::History;
+use super::scoring::Views;
 use super::types::{TrainOptions, TrainReport};
 use super::{Client, random_u64};
 use crate::store::NewUpdate;
@@ -54,8 +55,9 @@ impl Client {
     pub fn train(&self, options: &TrainOptions) -> Result<TrainReport> {
         let started = Instant::now();
         let installed = self.installed();
-        let (catalog, model) = installed.ready()?;
-        let mut start = self.start_round(catalog, model, options)?;
+        let (catalog, model) = installed.ready(&self.store)?;
+        let model = &*model;
+        let mut start = self.start_round(model, options)?;
         if cancelled(options) {
             return Err(Error::Cancelled);
         }
@@ -75,12 +77,7 @@ impl Client {
 
     /// The configuration, history, private state and random stream of the
     /// next round on `model`.
-    fn start_round(
-        &self,
-        catalog: &InstalledCatalog,
-        model: &InstalledModel,
-        options: &TrainOptions,
-    ) -> Result<RoundStart> {
+    fn start_round(&self, model: &InstalledModel, options: &TrainOptions) -> Result<RoundStart> {
         let config = TrainConfig {
             // One round per published model version.
             round: model.version,
@@ -92,7 +89,7 @@ impl Client {
                 .unwrap_or_else(|| model.train.clone())
         };
         config.validate()?;
-        let history = History::load(&self.store, catalog)?;
+        let history = History::load(&self.store)?;
         if history.positives.is_empty() {
             return Err(Error::NotReady(
                 "no interactions with catalog items to train on".into(),
@@ -171,7 +168,7 @@ impl Client {
         )?;
         self.state_generation.fetch_add(1, Ordering::SeqCst);
 
-        Ok(TrainReport {
+        let report = TrainReport {
             epochs_run: done.local.epoch_losses.len(),
             epochs_planned: start.config.epochs,
             losses: done.local.epoch_losses,
@@ -184,7 +181,12 @@ impl Client {
             idempotency_key: key,
             update_bytes: bytes.len(),
             duration_ms: started.elapsed().as_millis() as u64,
-        })
+        };
+        // Only private parameters changed: rescore from the global views
+        // kept since the model was installed, if any, and store the result
+        // for the next app start (not counted in the report's duration).
+        self.refresh_ranking(Views::UseAndDrop);
+        Ok(report)
     }
 }
 

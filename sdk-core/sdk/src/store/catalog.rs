@@ -49,6 +49,8 @@ impl Store {
             if drop_model {
                 tx.execute("DELETE FROM model_meta", [])?;
             }
+            // Item ids are the catalog's: what was ranked by them goes.
+            super::ranking::delete_rankings(tx)?;
             Ok(())
         })
     }
@@ -58,8 +60,11 @@ impl Store {
         self.with_reader(|conn| {
             let row = conn
                 .query_row(
+                    // Install writes ids 0..n, so the count is the largest
+                    // id + 1: one b-tree descent where COUNT(*) reads a
+                    // whole index (7 ms at 100,000 items).
                     "SELECT version, sha256, payload,
-                            (SELECT COUNT(*) FROM catalog_items)
+                            (SELECT COALESCE(MAX(id) + 1, 0) FROM catalog_items)
                      FROM catalog_meta WHERE id = 1",
                     [],
                     |r| {
@@ -84,28 +89,44 @@ impl Store {
         })
     }
 
-    /// Every item key, by item id.
-    ///
-    /// Read from the key's unique index (key and rowid, nothing else), not
-    /// the table, whose rows carry each item's ~2 KB of features: at 100,000
-    /// items that is a few MB read instead of 200 MB.
-    pub fn catalog_keys(&self) -> Result<Vec<String>> {
+    /// The keys of `ids`, in the order given (a rowid lookup each: ranking
+    /// names only the items it returns, the keys never sit in memory).
+    pub fn keys_of(&self, ids: &[u32]) -> Result<Vec<String>> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare(KEYS_BY_INDEX)?;
-            let by_key = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            // Ids are 0..n (install writes them so): place each key at its id.
-            let mut keys = vec![String::new(); by_key.len()];
-            for (id, key) in by_key {
-                let slot = usize::try_from(id)
-                    .ok()
-                    .and_then(|id| keys.get_mut(id))
-                    .ok_or_else(|| Error::Store(format!("catalog item id {id} out of range")))?;
-                *slot = key;
-            }
-            Ok(keys)
+            let mut stmt = conn.prepare_cached(KEY_OF_ID)?;
+            ids.iter()
+                .map(|&id| {
+                    stmt.query_row([i64::from(id)], |r| r.get(0))
+                        .optional()?
+                        .ok_or_else(|| Error::Store(format!("catalog has no item {id}")))
+                })
+                .collect()
         })
+    }
+
+    /// The ids of `keys`, in the order given; `None` for a key the catalog
+    /// does not have. Answered from the key's covering unique index.
+    pub fn ids_of(&self, keys: &[String]) -> Result<Vec<Option<u32>>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(ID_OF_KEY)?;
+            keys.iter()
+                .map(|key| {
+                    let id = stmt.query_row([key], |r| r.get::<_, i64>(0)).optional()?;
+                    id.map(|id| {
+                        u32::try_from(id)
+                            .map_err(|_| Error::Store(format!("catalog item id {id} out of range")))
+                    })
+                    .transpose()
+                })
+                .collect()
+        })
+    }
+
+    /// Every item key, by item id.
+    #[cfg(test)]
+    pub fn catalog_keys(&self) -> Result<Vec<String>> {
+        let n = self.catalog_meta()?.map_or(0, |m| m.n_items);
+        self.keys_of(&(0..n as u32).collect::<Vec<_>>())
     }
 
     /// The f16 feature bytes of `ids`, in the order given.
@@ -152,8 +173,10 @@ impl Store {
     }
 }
 
-/// Ordered by key, so SQLite answers from the covering unique index.
-const KEYS_BY_INDEX: &str = "SELECT id, item_key FROM catalog_items ORDER BY item_key";
+/// A rowid lookup: reads the key, not the features' overflow pages.
+const KEY_OF_ID: &str = "SELECT item_key FROM catalog_items WHERE id = ?1";
+/// Answered from the key's covering unique index.
+const ID_OF_KEY: &str = "SELECT id FROM catalog_items WHERE item_key = ?1";
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -168,7 +191,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn keys_are_read_from_the_index_not_the_feature_rows() {
+    fn keys_and_ids_are_looked_up_by_index() {
         let dir = TempDir::new("catalog-keys");
         let store = Store::open(&dir.db()).unwrap();
         // Keys whose sorted order is not the id order.
@@ -176,17 +199,28 @@ pub(crate) mod tests {
         let image = Array2::from_shape_fn((4, 3), |(i, j)| (i * j) as f32);
         let catalog = CatalogMessage::from_features(1, keys.clone(), &[("image", &image)]).unwrap();
         store.install_catalog(&catalog, [1; 32], false).unwrap();
-        let plan: String = store
-            .with_reader(|conn| {
-                Ok(
-                    conn.query_row(&format!("EXPLAIN QUERY PLAN {KEYS_BY_INDEX}"), [], |r| {
-                        r.get(3)
-                    })?,
-                )
-            })
-            .unwrap();
-        assert!(plan.contains("COVERING INDEX"), "{plan}");
+        let plan = |sql: &str| -> String {
+            store
+                .with_reader(|conn| {
+                    Ok(conn.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [1], |r| r.get(3))?)
+                })
+                .unwrap()
+        };
+        assert!(
+            plan(ID_OF_KEY).contains("COVERING INDEX"),
+            "{}",
+            plan(ID_OF_KEY)
+        );
+        assert!(
+            plan(KEY_OF_ID).contains("INTEGER PRIMARY KEY"),
+            "{}",
+            plan(KEY_OF_ID)
+        );
         assert_eq!(store.catalog_keys().unwrap(), keys, "by id, not by key");
+        assert_eq!(store.keys_of(&[2, 0]).unwrap(), ["mid", "zeta"]);
+        assert!(store.keys_of(&[4]).is_err());
+        let asked: Vec<String> = ["beta", "nope", "zeta"].map(String::from).into();
+        assert_eq!(store.ids_of(&asked).unwrap(), [Some(3), None, Some(0)]);
     }
 
     #[test]
@@ -197,7 +231,7 @@ pub(crate) mod tests {
         store
             .install_catalog(&small_catalog(1), [1; 32], false)
             .unwrap();
-        store.put_model(1, b"model").unwrap();
+        store.put_model(1, &[1; 32], b"model").unwrap();
 
         let mut v2 = small_catalog(2);
         v2.items.truncate(3);

@@ -116,6 +116,7 @@ impl Store {
                     [count - cap],
                 )?;
             }
+            super::ranking::bump_history_version(tx)?;
             Ok(batch.len())
         })
     }
@@ -177,6 +178,37 @@ impl Store {
         })
     }
 
+    /// `item_weights` with each item's catalog id (`None` for a key the
+    /// installed catalog does not have), joined in SQL through the key's
+    /// index so no key map has to sit in memory.
+    pub fn item_weights_by_id(&self) -> Result<Vec<(Option<u32>, f64)>> {
+        let rows = self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.id, w.weight FROM (
+                     SELECT item_key, SUM(weight) AS weight,
+                            MIN(timestamp_ms) AS first_ms, MIN(id) AS first_id
+                     FROM interactions GROUP BY item_key) AS w
+                 LEFT JOIN catalog_items AS c ON c.item_key = w.item_key
+                 ORDER BY w.first_ms, w.first_id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(id, weight)| {
+                let id = id
+                    .map(|id| {
+                        u32::try_from(id)
+                            .map_err(|_| Error::Store(format!("catalog item id {id} out of range")))
+                    })
+                    .transpose()?;
+                Ok((id, weight))
+            })
+            .collect()
+    }
+
     /// How many interactions are stored.
     pub fn interaction_count(&self) -> Result<usize> {
         let n: i64 = self.with_reader(|conn| {
@@ -188,7 +220,11 @@ impl Store {
     /// Deletes every interaction. Returns how many were deleted.
     #[cfg(test)]
     pub fn clear_interactions(&self) -> Result<usize> {
-        self.with_writer(|tx| Ok(tx.execute("DELETE FROM interactions", [])?))
+        self.with_writer(|tx| {
+            let n = tx.execute("DELETE FROM interactions", [])?;
+            super::ranking::bump_history_version(tx)?;
+            Ok(n)
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 //! One file per idea: `db` owns the connections and transactions, `schema`
 //! the versioned migrations, and one file per table family: `interactions`
 //! (what the user did), `catalog` (items and their content features),
-//! `outbox` (updates waiting for upload), `secagg` (secure aggregation's
+//! `outbox` (updates waiting for upload), `ranking` (scores kept between
+//! app starts), `secagg` (secure aggregation's
 //! state per update in flight) and `state` (global model, the
 //! user's private state, and forget-me).
 //!
@@ -15,6 +16,7 @@ mod catalog;
 mod db;
 mod interactions;
 mod outbox;
+mod ranking;
 mod schema;
 mod secagg;
 mod state;
@@ -22,4 +24,5 @@ mod state;
 pub use catalog::CatalogMeta;
 pub use db::Store;
 pub use outbox::{NewUpdate, PendingUpdate};
+pub use ranking::RankingTags;
 pub use schema::SCHEMA_VERSION;

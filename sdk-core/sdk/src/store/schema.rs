@@ -8,10 +8,10 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Ordered migration steps; index `i` migrates from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4];
+pub(super) const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -120,6 +120,43 @@ fn v3_to_v4(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Version 5: what lets a client open without reading its model, and rank
+/// right after an app start without scoring the catalog.
+/// - `model_meta.digest`: the model's body digest (what `sync` sends as
+///   If-None-Match), so opening reads 32 bytes instead of the 26 MB model;
+///   copied from the stored message's frame (bytes 16..48).
+/// - `history_version`: bumped by every write to `interactions`, the tag of
+///   what the ranking derived from the history.
+/// - `ranking_scores` / `ranking_context`: every item's scores and the
+///   history-dependent part of ranking (router weights, seen items), each
+///   tagged with the model digest and private state it was computed from.
+///   They derive from the user's data: forget-me deletes them.
+fn v4_to_v5(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE model_meta ADD COLUMN digest BLOB;
+         UPDATE model_meta SET digest = substr(payload, 17, 32);
+         CREATE TABLE history_version (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             version INTEGER NOT NULL
+         );
+         INSERT INTO history_version (id, version) VALUES (1, 0);
+         CREATE TABLE ranking_scores (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             model_digest BLOB NOT NULL,
+             state_tag BLOB NOT NULL,
+             history_version INTEGER,
+             payload BLOB NOT NULL
+         );
+         CREATE TABLE ranking_context (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             model_digest BLOB NOT NULL,
+             state_tag BLOB NOT NULL,
+             history_version INTEGER NOT NULL,
+             payload BLOB NOT NULL
+         );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +194,9 @@ mod tests {
             "catalog_items",
             "privacy_ledger",
             "secagg_rounds",
+            "history_version",
+            "ranking_scores",
+            "ranking_context",
         ] {
             assert!(sql.contains(&format!("CREATE TABLE {table} ")), "{table}");
         }

@@ -16,16 +16,37 @@ pub struct ModelRecord {
 }
 
 impl Store {
-    /// Replaces the stored global model.
-    pub fn put_model(&self, version: u64, payload: &[u8]) -> Result<()> {
+    /// Replaces the stored global model; `digest` is its body digest.
+    pub fn put_model(&self, version: u64, digest: &[u8; 32], payload: &[u8]) -> Result<()> {
         let version = u64_to_sql(version, "model version")?;
         self.with_writer(|tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO model_meta (id, version, payload) VALUES (1, ?1, ?2)",
-                params![version, payload],
+                "INSERT OR REPLACE INTO model_meta (id, version, digest, payload)
+                 VALUES (1, ?1, ?2, ?3)",
+                params![version, digest, payload],
             )?;
             Ok(())
         })
+    }
+
+    /// The stored model's version and body digest, without reading the model.
+    pub fn model_header(&self) -> Result<Option<(u64, [u8; 32])>> {
+        let row = self.with_reader(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT version, digest FROM model_meta WHERE id = 1",
+                    [],
+                    |r| Ok((get_u64(r, 0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+                )
+                .optional()?)
+        })?;
+        let Some((version, digest)) = row else {
+            return Ok(None);
+        };
+        let digest = digest
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+            .ok_or_else(|| Error::Store("the stored model has no valid digest".into()))?;
+        Ok(Some((version, digest)))
     }
 
     /// The stored global model, if one was ever downloaded.
@@ -137,6 +158,8 @@ impl Store {
                  DELETE FROM secagg_rounds;
                  DELETE FROM privacy_ledger;",
             )?;
+            super::ranking::bump_history_version(tx)?;
+            super::ranking::delete_rankings(tx)?;
             Ok(())
         })?;
         self.vacuum()
@@ -177,13 +200,14 @@ mod tests {
     fn model_put_get_replace() {
         let (_dir, store) = open("state-model");
         assert_eq!(store.model().unwrap(), None);
-        store.put_model(3, b"m3").unwrap();
-        store.put_model(4, b"m4").unwrap();
+        store.put_model(3, &[3; 32], b"m3").unwrap();
+        store.put_model(4, &[4; 32], b"m4").unwrap();
         let want = ModelRecord {
             version: 4,
             payload: b"m4".to_vec(),
         };
         assert_eq!(store.model().unwrap(), Some(want));
+        assert_eq!(store.model_header().unwrap(), Some((4, [4; 32])));
     }
 
     #[test]
@@ -278,7 +302,7 @@ mod tests {
         let (dir, store) = open("state-erase");
         let catalog = crate::store::catalog::tests::small_catalog(1);
         store.install_catalog(&catalog, [1; 32], false).unwrap();
-        store.put_model(1, b"model").unwrap();
+        store.put_model(1, &[1; 32], b"model").unwrap();
         let secret = "very-private-item-key";
         let batch: Vec<_> = (0..200)
             .map(|i| Interaction {
