@@ -125,8 +125,9 @@ impl HttpFederation {
                 retention_cap: 1_000_000,
                 seed: Some(phone_seed(&config, user)),
                 // Every phone is scored after every round anyway: storing
-                // the ranking after installs and trainings would double it.
-                precompute_ranking: false,
+                // the ranking would add flash writes and, after installs and
+                // trainings, double the scoring.
+                store_ranking: false,
             })
             .map_err(phone_error)?;
             let history: Vec<Interaction> = data

@@ -12,6 +12,7 @@
 pub mod ablation;
 pub mod coordinator;
 pub mod dataset;
+pub mod disk_writes;
 pub mod experiment;
 pub mod federation;
 pub mod http;

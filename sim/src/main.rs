@@ -419,10 +419,17 @@ fn run(args: RunArgs) -> Result<(), String> {
                 let mut federation =
                     HttpFederation::new(&ds, &catalog, &names, config, &dir.join("work"))
                         .map_err(|e| e.to_string())?;
+                let written = fedmr_sim::disk_writes::bytes_written();
                 let result = run_rounds(&mut federation, on_round(&bar));
                 if result.is_ok() {
                     bar.finish_and_clear();
                     eprintln!("seed {seed}: {}", traffic_line(&federation));
+                    let written = fedmr_sim::disk_writes::bytes_written()
+                        .zip(written)
+                        .map(|(after, before)| after - before);
+                    if let Some(line) = written.map(|w| writes_line(&federation, w)) {
+                        eprintln!("seed {seed}: {line}");
+                    }
                 }
                 drop(federation);
                 let _ = std::fs::remove_dir_all(dir.join("work"));
@@ -507,6 +514,26 @@ fn traffic_line(federation: &HttpFederation) -> String {
          (model sync for training and evaluation)",
         up as f64 / rounds / clients / 1e3,
         down as f64 / rounds / phones / 1e3
+    )
+}
+
+/// Bytes written during the rounds (phones and server: one process)
+/// against the bytes sent and received, per phone per round.
+fn writes_line(federation: &HttpFederation, written: u64) -> String {
+    let rounds = federation.traffic.len().max(1) as f64;
+    let phones = federation.phones() as f64;
+    let payload: u64 = federation
+        .traffic
+        .iter()
+        .map(|t| t.uploaded + t.downloaded)
+        .sum();
+    format!(
+        "bytes written to storage during the rounds (phones and server, one process): \
+         {:.1} KB per phone per round, {:.2}x the bytes uploaded and downloaded \
+         ({:.1} KB per phone per round)",
+        written as f64 / rounds / phones / 1e3,
+        written as f64 / payload.max(1) as f64,
+        payload as f64 / rounds / phones / 1e3
     )
 }
 

@@ -196,6 +196,21 @@ fn forget_stored_ranking(path: &Path) {
 }
 
 fn bench_open_and_recommend(path: &Path) {
+    // The model as a blob, where the store kept it before it became a file
+    // (for the "as open did before" baseline).
+    {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_model_blob (bytes BLOB NOT NULL)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO bench_model_blob (bytes) VALUES (?1)",
+            [stored_model(path)],
+        )
+        .unwrap();
+    }
     let open = median_secs(5, || {
         black_box(Client::open(ClientConfig::new(path)).unwrap());
     });
@@ -219,7 +234,7 @@ fn bench_open_and_recommend(path: &Path) {
             .collect::<Result<_, _>>()
             .unwrap();
         let payload: Vec<u8> = conn
-            .query_row("SELECT payload FROM model_meta", [], |r| r.get(0))
+            .query_row("SELECT bytes FROM bench_model_blob", [], |r| r.get(0))
             .unwrap();
         black_box((keys, ModelMessage::decode(&payload).unwrap()));
     });
@@ -284,10 +299,10 @@ fn bench_open_and_recommend(path: &Path) {
     // nothing kept, the experts run over the catalog again).
     let model_bytes = stored_model(path);
     let fresh = fresh_dir("train");
-    let db = fresh.join("client.sqlite");
-    std::fs::copy(path, &db).unwrap();
+    let db = copy_database(path, &fresh);
     let client = Client::open(ClientConfig::new(&db)).unwrap();
     let newer = bump_model_version(&model_bytes);
+    let written = written_bytes();
     let t = Instant::now();
     client.apply_model(&newer).unwrap();
     let apply = t.elapsed().as_secs_f64();
@@ -295,21 +310,47 @@ fn bench_open_and_recommend(path: &Path) {
     let report = client.train(&TrainOptions::default()).unwrap();
     let train_kept = t.elapsed().as_secs_f64();
     let training_only = report.duration_ms as f64 / 1e3;
+    let key = report.idempotency_key.clone();
+    client.acknowledge_upload(&key).unwrap();
+    drop(client);
+    let round_written = written_bytes().since(written);
+    let payload = newer.len() + report.update_bytes;
+    let blob = model_as_blob_written(&fresh, &newer);
+    println!(
+        "bytes written by one round (install the next model, train, acknowledge the upload, \
+         close): {:.1} MB by write() calls, {:.1} MB reported to storage, for {:.1} MB of \
+         payload (model {:.1} MB + update {:.2} MB): {:.2}x; the model alone written as a \
+         SQLite blob (WAL, then checkpoint), as the store did before: {:.1} MB, {:.2}x the model",
+        round_written.calls as f64 / 1e6,
+        round_written.storage as f64 / 1e6,
+        payload as f64 / 1e6,
+        newer.len() as f64 / 1e6,
+        report.update_bytes as f64 / 1e6,
+        round_written.calls as f64 / payload as f64,
+        blob as f64 / 1e6,
+        blob as f64 / newer.len() as f64
+    );
+    let client = Client::open(ClientConfig::new(&db)).unwrap();
+    let newer = bump_model_version(&newer);
+    client.apply_model(&newer).unwrap();
     drop(client);
     let reopened = Client::open(ClientConfig::new(&db)).unwrap();
     let t = Instant::now();
-    reopened.train(&TrainOptions::default()).unwrap();
+    let report = reopened.train(&TrainOptions::default()).unwrap();
     let train_reopened = t.elapsed().as_secs_f64();
+    let reopened_training = report.duration_ms as f64 / 1e3;
     println!(
         "apply_model with the ranking computed and stored: {:.2} s; train + rescoring from \
          kept views: {:.3} s (of which training {:.3} s); train + rescoring on a reopened \
-         client (experts over the catalog again): {:.3} s; rescoring {:.3} s vs {:.3} s",
+         client (experts over the catalog again): {:.3} s (of which training, model decode \
+         included, {:.3} s); rescoring {:.3} s vs {:.3} s",
         apply,
         train_kept,
         training_only,
         train_reopened,
+        reopened_training,
         train_kept - training_only,
-        train_reopened - training_only
+        train_reopened - reopened_training
     );
     drop(reopened);
     let _ = std::fs::remove_dir_all(fresh);
@@ -331,6 +372,69 @@ fn bench_open_and_recommend(path: &Path) {
     );
 }
 
+/// Copies the client database at `path` (with its model file) into `dir`.
+fn copy_database(path: &Path, dir: &Path) -> PathBuf {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file == name || file.starts_with(&format!("{name}.model-")) {
+            std::fs::copy(entry.path(), dir.join(&file)).unwrap();
+        }
+    }
+    dir.join(name)
+}
+
+/// This process's written bytes: by write() calls, and as reported to the
+/// storage layer (/proc/self/io `wchar`, `write_bytes`).
+#[derive(Clone, Copy)]
+struct Written {
+    calls: u64,
+    storage: u64,
+}
+
+impl Written {
+    fn since(self, before: Written) -> Written {
+        Written {
+            calls: self.calls - before.calls,
+            storage: self.storage.saturating_sub(before.storage),
+        }
+    }
+}
+
+fn written_bytes() -> Written {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Written {
+        calls: field("wchar:"),
+        storage: field("write_bytes:"),
+    }
+}
+
+/// Bytes written to store `model` as a blob in a WAL database and
+/// checkpoint it into the main file (what a model install cost before).
+fn model_as_blob_written(dir: &Path, model: &[u8]) -> u64 {
+    let conn = rusqlite::Connection::open(dir.join("blob.sqlite")).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE m (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);",
+    )
+    .unwrap();
+    let before = written_bytes();
+    conn.execute(
+        "INSERT OR REPLACE INTO m (id, payload) VALUES (1, ?1)",
+        [model],
+    )
+    .unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    written_bytes().since(before).calls
+}
+
 /// Trains once on `path`: (update bytes, touched rows, dense values).
 fn client_for_upload(path: &Path) -> (usize, usize, usize) {
     let client = Client::open(ClientConfig::new(path)).unwrap();
@@ -344,11 +448,19 @@ fn client_for_upload(path: &Path) -> (usize, usize, usize) {
     )
 }
 
-/// The installed model message in the client database.
+/// The installed model message of the client database at `path` (a file
+/// beside it).
 fn stored_model(path: &Path) -> Vec<u8> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("SELECT payload FROM model_meta", [], |r| r.get(0))
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let file = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
+        .flatten()
+        .find(|e| {
+            let f = e.file_name().to_string_lossy().into_owned();
+            f.starts_with(&format!("{name}.model-")) && !f.ends_with(".tmp")
+        })
+        .expect("the installed model file");
+    std::fs::read(file.path()).unwrap()
 }
 
 /// The same model published as the next version.
@@ -409,10 +521,10 @@ fn main() {
     build_database(&db);
     let open_only = child_peak(&db, "--open-child");
     let train = child_peak(&db, "--train-child");
-    let copy = dir.join("copy.sqlite");
-    std::fs::copy(&db, &copy).unwrap();
+    let copy_dir = fresh_dir("rss");
+    let copy = copy_database(&db, &copy_dir);
     let apply_train = child_peak(&copy, "--apply-train-child");
-    std::fs::remove_file(&copy).unwrap();
+    let _ = std::fs::remove_dir_all(copy_dir);
     println!(
         "peak RSS: train on {ITEMS} items ({HISTORY} interactions, 5 epochs): {train:.1} MB; \
          the same process only opening the client: {open_only:.1} MB; train adds {:.1} MB; \

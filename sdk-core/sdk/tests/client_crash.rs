@@ -50,6 +50,16 @@ fn crash_child() {
                 client.record_batch(&batch).unwrap();
                 println!("COMMITTED {}", n + 1);
             }
+            "apply" => {
+                // Model versions 2, 3, …: each install writes a model file
+                // and references it; the kill lands anywhere in between.
+                let ds = small_dataset();
+                let cfg = model_config(Backbone::FedAvg);
+                let version = n + 2;
+                let bytes = model_message(&ds, &cfg, version, 1).encode();
+                client.apply_model(&bytes).unwrap();
+                println!("COMMITTED {} {version}", n + 1);
+            }
             other => panic!("unknown child mode {other}"),
         }
         std::io::stdout().flush().unwrap();
@@ -166,6 +176,57 @@ fn killed_during_train_keeps_state_and_outbox_in_step() {
             assert_eq!(newest.idempotency_key, key, "attempt {attempt}");
         }
         // And the client carries on from there.
+        client.train(&TrainOptions::default()).unwrap();
+        assert_eq!(
+            client
+                .recommend(5, &RecommendOptions::default())
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+    assert!(
+        commits_seen > 0,
+        "no kill landed after a commit: delays too short"
+    );
+}
+
+/// A model install killed at any point: the model on disk is the last one
+/// installed (or the one being installed), readable, and exactly one model
+/// file is left beside the database.
+#[test]
+fn killed_during_apply_model_keeps_one_readable_model() {
+    let ds = small_dataset();
+    let mut commits_seen = 0;
+    for (attempt, delay) in delays(13).into_iter().enumerate() {
+        let dir = TempDir::new("crash-apply");
+        ready_client(&dir, &ds, Backbone::FedAvg)
+            .record_batch(&[like(3, 1), like(8, 2)])
+            .unwrap();
+        let lines = run_and_kill("apply", &dir, delay, attempt);
+        commits_seen += lines.len();
+
+        let client = Client::open(ClientConfig::new(dir.db())).unwrap();
+        assert!(client.integrity_check().unwrap(), "attempt {attempt}");
+        let printed = lines
+            .last()
+            .map_or(1, |l| l.split_whitespace().nth(2).unwrap().parse().unwrap());
+        let version = client.stats().unwrap().model_version.unwrap();
+        eprintln!(
+            "apply attempt {attempt}: killed at {delay:?}, v{printed} reported, v{version} on disk"
+        );
+        assert!(
+            version == printed || version == printed + 1,
+            "attempt {attempt}: model v{version} on disk, v{printed} reported"
+        );
+        let files: Vec<String> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".model-"))
+            .collect();
+        assert_eq!(files.len(), 1, "attempt {attempt}: {files:?}");
+        // The model reads (training decodes it) and ranks.
         client.train(&TrainOptions::default()).unwrap();
         assert_eq!(
             client

@@ -80,8 +80,13 @@ fn an_app_start_ranks_without_reading_the_model() {
     let before = client.recommend(10, &options).unwrap();
     drop(client);
 
-    // Keep the header (version, digest), break the body.
-    sql(&dir, "UPDATE model_meta SET payload = x'00'");
+    // Keep the header (version, digest), break the model file.
+    let model_file = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains(".model-"))
+        .expect("the model is a file beside the database");
+    std::fs::write(model_file.path(), b"junk").unwrap();
     let client = reopen(&dir);
     assert_eq!(client.recommend(10, &options).unwrap(), before);
     assert!(
@@ -230,4 +235,39 @@ fn forget_me_removes_the_stored_ranking() {
     assert_eq!(stored_rows(&dir), 0);
     drop(client);
     assert_eq!(reopen(&dir).scores().unwrap(), new_user);
+}
+
+/// A `recommend` refused for an unknown candidate computes and stores
+/// nothing (bad input changes nothing, not even the stored ranking).
+#[test]
+fn a_refused_recommend_stores_nothing() {
+    let ds = small_dataset();
+    let dir = TempDir::new("stored-refused");
+    let client = ready_client(&dir, &ds, Backbone::FedAvg);
+    client.record_batch(&[like(3, 1)]).unwrap();
+    let stored_context = || -> Option<i64> {
+        rusqlite::Connection::open(dir.db())
+            .unwrap()
+            .query_row("SELECT history_version FROM ranking_context", [], |r| {
+                r.get(0)
+            })
+            .ok()
+    };
+    let before = stored_context();
+    let options = RecommendOptions {
+        candidates: Some(vec![key(1), "no-such-item".into()]),
+        ..RecommendOptions::default()
+    };
+    assert!(matches!(
+        client.recommend(5, &options),
+        Err(fedmr_sdk::Error::UnknownItem(_))
+    ));
+    assert_eq!(stored_context(), before, "nothing computed or stored");
+    // The same call with known candidates does store the new context.
+    let options = RecommendOptions {
+        candidates: Some(vec![key(1), key(2)]),
+        ..RecommendOptions::default()
+    };
+    assert_eq!(client.recommend(5, &options).unwrap().len(), 2);
+    assert_ne!(stored_context(), before);
 }

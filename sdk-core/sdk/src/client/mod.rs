@@ -204,6 +204,13 @@ impl Client {
 
     /// The top `k` items for the user, best first.
     pub fn recommend(&self, k: usize, options: &RecommendOptions) -> Result<Vec<Recommendation>> {
+        // Bad candidates fail before anything is computed (or stored).
+        self.installed().parts()?;
+        let candidates = options
+            .candidates
+            .as_deref()
+            .map(|keys| ranking::candidate_ids(&self.store, keys))
+            .transpose()?;
         let (installed, combined, context) = self.current_scores(Views::UseKept)?;
         let (catalog, _) = installed.parts()?;
         let exclude: &[u32] = if options.exclude_seen {
@@ -211,8 +218,7 @@ impl Client {
         } else {
             &[]
         };
-        let allowed =
-            ranking::allowed_ids(&self.store, catalog, options.candidates.as_deref(), exclude)?;
+        let allowed = ranking::allowed_ids(catalog, candidates, exclude);
         let top = ranking::top_k(&combined, allowed.into_iter(), k);
         let keys = self.store.keys_of(&top)?;
         Ok(top

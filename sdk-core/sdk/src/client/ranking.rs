@@ -243,31 +243,32 @@ pub(crate) fn top_k(scores: &[f32], allowed: impl Iterator<Item = u32>, k: usize
     ids
 }
 
-/// Candidate ids for one `recommend` call; candidate keys are looked up
-/// in the store (the catalog's keys never sit in memory).
-pub(crate) fn allowed_ids(
-    store: &Store,
-    catalog: &InstalledCatalog,
-    candidates: Option<&[String]>,
-    exclude: &[u32],
-) -> Result<Vec<u32>> {
-    let excluded = |id: &u32| exclude.binary_search(id).is_ok();
-    match candidates {
-        None => Ok((0..catalog.n_items() as u32)
-            .filter(|id| !excluded(id))
-            .collect()),
-        Some(keys) => {
-            let found = store.ids_of(keys)?;
-            let mut unique = HashSet::new();
-            let mut ids = Vec::with_capacity(keys.len());
-            for (key, id) in keys.iter().zip(found) {
-                let id = id.ok_or_else(|| Error::UnknownItem(key.clone()))?;
-                if unique.insert(id) && !excluded(&id) {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
+/// The ids of a `recommend` call's candidate keys (each once, in the order
+/// given), looked up in the store; an unknown key is an error.
+pub(crate) fn candidate_ids(store: &Store, keys: &[String]) -> Result<Vec<u32>> {
+    let found = store.ids_of(keys)?;
+    let mut unique = HashSet::new();
+    let mut ids = Vec::with_capacity(keys.len());
+    for (key, id) in keys.iter().zip(found) {
+        let id = id.ok_or_else(|| Error::UnknownItem(key.clone()))?;
+        if unique.insert(id) {
+            ids.push(id);
         }
+    }
+    Ok(ids)
+}
+
+/// The ids one `recommend` call ranks: its candidates (or every item of
+/// the catalog) but the `exclude`d (sorted).
+pub(crate) fn allowed_ids(
+    catalog: &InstalledCatalog,
+    candidates: Option<Vec<u32>>,
+    exclude: &[u32],
+) -> Vec<u32> {
+    let kept = |id: &u32| exclude.binary_search(id).is_err();
+    match candidates {
+        None => (0..catalog.n_items() as u32).filter(kept).collect(),
+        Some(ids) => ids.into_iter().filter(kept).collect(),
     }
 }
 

@@ -143,7 +143,7 @@ impl Client {
     /// configuration leaves it to the first `recommend`. Best effort: what
     /// fails here the next `recommend` computes.
     pub(super) fn refresh_ranking(&self, views: Views) {
-        if self.config.precompute_ranking {
+        if self.config.store_ranking {
             let _ = self.current_scores(views);
         }
     }
@@ -200,9 +200,11 @@ impl Client {
                     history,
                     weights: weights.to_vec(),
                 };
-                let _ = self
-                    .store
-                    .put_ranking_context(&tags, &codec::encode(&stored));
+                if self.config.store_ranking {
+                    let _ = self
+                        .store
+                        .put_ranking_context(&tags, &codec::encode(&stored));
+                }
                 Arc::new(RankingContext {
                     history: stored.history,
                     weights,
@@ -240,11 +242,13 @@ impl Client {
                 if let (Some(computed), Some(reservation)) = (computed_views, reservation) {
                     caches.views = Some((slot.digest, Arc::new(computed), reservation));
                 }
-                let _ = self.store.put_ranking_scores(
-                    &tags,
-                    !scores.independent_of_weights(),
-                    &codec::encode(&scores),
-                );
+                if self.config.store_ranking {
+                    let _ = self.store.put_ranking_scores(
+                        &tags,
+                        !scores.independent_of_weights(),
+                        &codec::encode(&scores),
+                    );
+                }
                 Arc::new(scores)
             }
         };

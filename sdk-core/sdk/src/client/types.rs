@@ -20,12 +20,14 @@ pub struct ClientConfig {
     /// draws a fresh sampling seed per round (what an app wants); a fixed
     /// seed makes rounds reproducible (what a simulation wants).
     pub seed: Option<u64>,
-    /// Whether `train` and `apply_model` end by computing and storing the
-    /// ranking, so the first `recommend` after an app start reads it (true:
-    /// what an app wants, its background job pays). False leaves it to the
+    /// Whether the ranking is kept in the store between app starts:
+    /// computed and stored at the end of `train` and `apply_model`, and
+    /// stored by a `recommend` that had to compute it, so the first
+    /// `recommend` after an app start reads it (true: what an app wants; its
+    /// background job pays). False keeps it in memory only, computed by the
     /// first `recommend` or `scores` (a simulation that scores every phone
-    /// after every round anyway).
-    pub precompute_ranking: bool,
+    /// after every round anyway, and should not write it to flash).
+    pub store_ranking: bool,
 }
 
 impl ClientConfig {
@@ -34,7 +36,7 @@ impl ClientConfig {
             db_path: db_path.into(),
             retention_cap: 50_000,
             seed: None,
-            precompute_ranking: true,
+            store_ranking: true,
         }
     }
 }

@@ -31,7 +31,12 @@ impl Store {
     ) -> Result<()> {
         let version = u64_to_sql(message.version, "catalog version")?;
         let modalities = codec::encode(&message.modalities);
-        self.with_writer(|tx| {
+        let dropped = self.with_writer(|tx| {
+            let dropped = if drop_model {
+                super::state::model_file_name(tx)?
+            } else {
+                None
+            };
             tx.execute("DELETE FROM catalog_items", [])?;
             {
                 let mut insert = tx.prepare_cached(
@@ -51,8 +56,12 @@ impl Store {
             }
             // Item ids are the catalog's: what was ranked by them goes.
             super::ranking::delete_rankings(tx)?;
-            Ok(())
-        })
+            Ok(dropped)
+        })?;
+        if let Some(name) = dropped {
+            super::model_file::remove(&self.path, &name);
+        }
+        Ok(())
     }
 
     /// The installed catalog's header, if a catalog is installed.

@@ -5,7 +5,7 @@
 //! connection; with WAL they see the last committed state and never wait
 //! for a write in progress. Lock order, where both are held: writer, reader.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +28,8 @@ pub struct Store {
     // client leaves one self-contained file.
     reader: Mutex<Connection>,
     writer: Mutex<Connection>,
+    /// The database file; the model file lives beside it.
+    pub(super) path: PathBuf,
 }
 
 impl Store {
@@ -55,6 +57,7 @@ impl Store {
         {
             let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
             schema::migrate(&tx)?;
+            super::state::check_model_file(&tx, path)?;
             tx.commit()?;
         }
 
@@ -68,6 +71,7 @@ impl Store {
         Ok(Store {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            path: path.to_path_buf(),
         })
     }
 

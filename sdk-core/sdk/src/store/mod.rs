@@ -3,6 +3,7 @@
 //! One file per idea: `db` owns the connections and transactions, `schema`
 //! the versioned migrations, and one file per table family: `interactions`
 //! (what the user did), `catalog` (items and their content features),
+//! `model_file` (the global model, a file written once),
 //! `outbox` (updates waiting for upload), `ranking` (scores kept between
 //! app starts), `secagg` (secure aggregation's
 //! state per update in flight) and `state` (global model, the
@@ -15,6 +16,7 @@
 mod catalog;
 mod db;
 mod interactions;
+mod model_file;
 mod outbox;
 mod ranking;
 mod schema;

@@ -125,6 +125,9 @@ fn v3_to_v4(conn: &Connection) -> rusqlite::Result<()> {
 /// - `model_meta.digest`: the model's body digest (what `sync` sends as
 ///   If-None-Match), so opening reads 32 bytes instead of the 26 MB model;
 ///   copied from the stored message's frame (bytes 16..48).
+/// - `model_meta.file`: the model is a file beside the database, written
+///   once (`model_file`), and `payload` is empty; a model stored before
+///   keeps its blob (`file` NULL) until the next one replaces it.
 /// - `history_version`: bumped by every write to `interactions`, the tag of
 ///   what the ranking derived from the history.
 /// - `ranking_scores` / `ranking_context`: every item's scores and the
@@ -135,6 +138,7 @@ fn v4_to_v5(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "ALTER TABLE model_meta ADD COLUMN digest BLOB;
          UPDATE model_meta SET digest = substr(payload, 17, 32);
+         ALTER TABLE model_meta ADD COLUMN file TEXT;
          CREATE TABLE history_version (
              id INTEGER PRIMARY KEY CHECK (id = 1),
              version INTEGER NOT NULL

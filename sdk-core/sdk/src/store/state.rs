@@ -3,9 +3,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
 use super::db::{get_u64, now_ms, u64_to_sql};
 use super::outbox::{self, NewUpdate};
+use super::{Store, model_file};
 use crate::{Error, Result};
 
 /// The global model as last downloaded; `payload` is opaque to the store.
@@ -16,17 +16,54 @@ pub struct ModelRecord {
 }
 
 impl Store {
-    /// Replaces the stored global model; `digest` is its body digest.
+    /// Replaces the stored global model; `digest` is its body digest. The
+    /// model is written once, as a file (`model_file`), referenced in the
+    /// same transaction; the file it replaces goes after the commit.
     pub fn put_model(&self, version: u64, digest: &[u8; 32], payload: &[u8]) -> Result<()> {
-        let version = u64_to_sql(version, "model version")?;
-        self.with_writer(|tx| {
+        let sql_version = u64_to_sql(version, "model version")?;
+        let name = model_file::tag(version, digest);
+        let replaced = self.with_writer(|tx| {
+            let replaced = model_file_name(tx)?;
+            model_file::write(&model_file::path(&self.path, &name), payload)?;
             tx.execute(
-                "INSERT OR REPLACE INTO model_meta (id, version, digest, payload)
-                 VALUES (1, ?1, ?2, ?3)",
-                params![version, digest, payload],
+                "INSERT OR REPLACE INTO model_meta (id, version, digest, payload, file)
+                 VALUES (1, ?1, ?2, x'', ?3)",
+                params![sql_version, digest, name],
             )?;
-            Ok(())
-        })
+            Ok(replaced)
+        })?;
+        if let Some(old) = replaced.filter(|old| *old != name) {
+            model_file::remove(&self.path, &old);
+        }
+        Ok(())
+    }
+
+    /// The stored global model, if one was ever downloaded.
+    pub fn model(&self) -> Result<Option<ModelRecord>> {
+        let row = self.with_reader(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT version, payload, file FROM model_meta WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok((
+                            get_u64(r, 0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    },
+                )
+                .optional()?)
+        })?;
+        let Some((version, payload, file)) = row else {
+            return Ok(None);
+        };
+        let payload = match file {
+            Some(name) => model_file::read(&self.path, &name)?,
+            // Stored before models became files (schema 4 and earlier).
+            None => payload,
+        };
+        Ok(Some(ModelRecord { version, payload }))
     }
 
     /// The stored model's version and body digest, without reading the model.
@@ -47,24 +84,6 @@ impl Store {
             .and_then(|d| <[u8; 32]>::try_from(d).ok())
             .ok_or_else(|| Error::Store("the stored model has no valid digest".into()))?;
         Ok(Some((version, digest)))
-    }
-
-    /// The stored global model, if one was ever downloaded.
-    pub fn model(&self) -> Result<Option<ModelRecord>> {
-        self.with_reader(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT version, payload FROM model_meta WHERE id = 1",
-                    [],
-                    |r| {
-                        Ok(ModelRecord {
-                            version: get_u64(r, 0)?,
-                            payload: r.get(1)?,
-                        })
-                    },
-                )
-                .optional()?)
-        })
     }
 
     /// Replaces the user's private state (the parts of the model that never
@@ -166,6 +185,37 @@ impl Store {
     }
 }
 
+/// The tag of the model file `model_meta` references, if any.
+pub(super) fn model_file_name(conn: &rusqlite::Connection) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT file FROM model_meta WHERE id = 1", [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
+/// At open, under the write lock (no writer is between writing a model file
+/// and referencing it): removes model files nobody references, and forgets
+/// a model whose file is gone (a database copied or restored without it),
+/// so the next sync downloads it again instead of `If-None-Match` keeping
+/// a model that cannot be read.
+pub(super) fn check_model_file(
+    conn: &rusqlite::Connection,
+    db_path: &std::path::Path,
+) -> Result<()> {
+    let mut referenced = model_file_name(conn)?;
+    if let Some(tag) = referenced.as_deref()
+        && !model_file::exists(db_path, tag)
+    {
+        conn.execute("DELETE FROM model_meta", [])?;
+        super::ranking::delete_rankings(conn)?;
+        referenced = None;
+    }
+    model_file::remove_others(db_path, referenced.as_deref());
+    Ok(())
+}
+
 fn write_private_state(conn: &rusqlite::Connection, payload: &[u8]) -> Result<()> {
     conn.execute(
         "INSERT OR REPLACE INTO private_state (id, payload, updated_ms) VALUES (1, ?1, ?2)",
@@ -208,6 +258,116 @@ mod tests {
         };
         assert_eq!(store.model().unwrap(), Some(want));
         assert_eq!(store.model_header().unwrap(), Some((4, [4; 32])));
+    }
+
+    /// Model files beside the database: `<db>.model-*`.
+    fn model_files(dir: &TempDir) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".model-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The model is written once, as a file; the database keeps a reference
+    /// (its blob stays empty, so the WAL never carries the model).
+    #[test]
+    fn the_model_is_a_file_replaced_whole() {
+        let (dir, store) = open("state-model-file");
+        store.put_model(3, &[3; 32], b"m3").unwrap();
+        let first = model_files(&dir);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(std::fs::read(dir.0.join(&first[0])).unwrap(), b"m3");
+        let blob: i64 = store
+            .with_reader(|c| {
+                Ok(c.query_row("SELECT length(payload) FROM model_meta", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(blob, 0);
+
+        store.put_model(4, &[4; 32], b"m4").unwrap();
+        let second = model_files(&dir);
+        assert_eq!(second.len(), 1, "the replaced file goes: {second:?}");
+        assert_ne!(second, first);
+        assert_eq!(store.model().unwrap().unwrap().payload, b"m4");
+
+        // A file the database does not reference (a crash between the
+        // rename and the commit, or a temporary file) goes at the next open.
+        std::fs::write(dir.0.join("fedmr.sqlite.model-9-00"), b"x").unwrap();
+        let orphan_tmp = dir.0.join(format!("{}.tmp", second[0]));
+        std::fs::write(&orphan_tmp, b"y").unwrap();
+        drop(store);
+        let store = Store::open(&dir.db()).unwrap();
+        assert_eq!(model_files(&dir), second);
+        assert_eq!(store.model().unwrap().unwrap().payload, b"m4");
+
+        // A new catalog drops the model and its file.
+        store
+            .install_catalog(
+                &super::super::catalog::tests::small_catalog(2),
+                [2; 32],
+                true,
+            )
+            .unwrap();
+        assert_eq!(store.model().unwrap(), None);
+        assert!(model_files(&dir).is_empty());
+    }
+
+    /// A database moved with its model file under another name keeps its
+    /// model; one copied without it forgets the model (the next sync
+    /// downloads it again) rather than keep a reference nothing can read.
+    #[test]
+    fn the_model_file_travels_with_the_database() {
+        let (dir, store) = open("state-model-move");
+        store.put_model(3, &[3; 32], b"m3").unwrap();
+        drop(store);
+        let moved = dir.0.join("moved.sqlite");
+        std::fs::rename(dir.db(), &moved).unwrap();
+        for name in model_files(&dir) {
+            let to = name.replace("fedmr.sqlite", "moved.sqlite");
+            std::fs::rename(dir.0.join(&name), dir.0.join(to)).unwrap();
+        }
+        let store = Store::open(&moved).unwrap();
+        assert_eq!(store.model().unwrap().unwrap().payload, b"m3");
+        drop(store);
+
+        let copied = dir.0.join("copied.sqlite");
+        std::fs::copy(&moved, &copied).unwrap();
+        let store = Store::open(&copied).unwrap();
+        assert_eq!(store.model_header().unwrap(), None);
+        assert_eq!(store.model().unwrap(), None);
+    }
+
+    /// A model stored as a blob before models became files still reads.
+    #[test]
+    fn a_model_stored_as_a_blob_still_reads() {
+        let (_dir, store) = open("state-model-blob");
+        store
+            .with_writer(|tx| {
+                tx.execute(
+                    "INSERT INTO model_meta (id, version, digest, payload) VALUES (1, 2, ?1, x'6d32')",
+                    [[2u8; 32]],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.model().unwrap().unwrap().payload, b"m2");
+        assert_eq!(store.model_header().unwrap(), Some((2, [2; 32])));
+    }
+
+    /// A model file removed behind a reader's back is reported as busy
+    /// (retry), not as a damaged store.
+    #[test]
+    fn a_missing_model_file_asks_for_a_retry() {
+        let (dir, store) = open("state-model-gone");
+        store.put_model(3, &[3; 32], b"m3").unwrap();
+        for name in model_files(&dir) {
+            std::fs::remove_file(dir.0.join(name)).unwrap();
+        }
+        assert!(matches!(store.model(), Err(Error::Busy(_))));
     }
 
     #[test]
