@@ -133,6 +133,13 @@ fn delays(seed: u64) -> Vec<Duration> {
         .collect()
 }
 
+/// A reopened client carries on: it trains and recommends.
+fn trains_and_ranks(client: &Client) {
+    client.train(&TrainOptions::default()).unwrap();
+    let top = client.recommend(5, &RecommendOptions::default()).unwrap();
+    assert_eq!(top.len(), 5);
+}
+
 #[test]
 fn killed_during_train_keeps_state_and_outbox_in_step() {
     let ds = small_dataset();
@@ -176,14 +183,7 @@ fn killed_during_train_keeps_state_and_outbox_in_step() {
             assert_eq!(newest.idempotency_key, key, "attempt {attempt}");
         }
         // And the client carries on from there.
-        client.train(&TrainOptions::default()).unwrap();
-        assert_eq!(
-            client
-                .recommend(5, &RecommendOptions::default())
-                .unwrap()
-                .len(),
-            5
-        );
+        trains_and_ranks(&client);
     }
     assert!(
         commits_seen > 0,
@@ -227,14 +227,7 @@ fn killed_during_apply_model_keeps_one_readable_model() {
             .collect();
         assert_eq!(files.len(), 1, "attempt {attempt}: {files:?}");
         // The model reads (training decodes it) and ranks.
-        client.train(&TrainOptions::default()).unwrap();
-        assert_eq!(
-            client
-                .recommend(5, &RecommendOptions::default())
-                .unwrap()
-                .len(),
-            5
-        );
+        trains_and_ranks(&client);
     }
     assert!(
         commits_seen > 0,

@@ -360,6 +360,8 @@ impl Client {
         *guard = Arc::new(installed);
         drop(guard);
         self.state_generation.fetch_add(1, Ordering::SeqCst);
+        // Views of the model that was installed are of no further use.
+        self.drop_kept_views();
     }
 
     fn private_record(&self) -> Result<Option<PrivateRecord>> {

@@ -120,22 +120,28 @@ impl Client {
             .as_ref()
             .filter(|(k, s)| k.0 == key.0 && (k.1 == key.1 || s.independent_of_weights()))
             .map(|(_, s)| s.clone());
-        let (context, scores) = match (context, scores) {
-            (Some(context), Some(scores)) => (context, scores),
-            (context, scores) => {
-                let (context, scores) =
-                    self.load_or_compute(&mut caches, catalog, slot, context, scores, views)?;
-                caches.context = Some((key, context.clone()));
-                caches.scores = Some((key, scores.clone()));
-                (context, scores)
-            }
+        let found = match (context, scores) {
+            (Some(context), Some(scores)) => Ok((context, scores)),
+            (context, scores) => self
+                .load_or_compute(&mut caches, catalog, slot, context, scores, views)
+                .inspect(|(context, scores)| {
+                    caches.context = Some((key, context.clone()));
+                    caches.scores = Some((key, scores.clone()));
+                }),
         };
+        // Kept for one training: dropped after it whatever happened.
         if views == Views::UseAndDrop {
             caches.views = None;
         }
         drop(caches);
+        let (context, scores) = found?;
         let combined = scores.combine(&context.weights);
         Ok((installed, combined, context))
+    }
+
+    /// Drops the kept global views (their model is being replaced).
+    pub(super) fn drop_kept_views(&self) {
+        lock(&self.caches).views = None;
     }
 
     /// Recomputes (or finds stored) and stores the ranking of the state
