@@ -158,7 +158,7 @@ impl Client {
     /// tags hold, else computed and stored.
     fn load_or_compute(
         &self,
-        caches: &mut super::scoring::Caches,
+        caches: &mut Caches,
         catalog: &InstalledCatalog,
         slot: &ModelSlot,
         context: Option<Arc<RankingContext>>,
