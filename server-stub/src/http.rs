@@ -6,6 +6,7 @@
 //! | `GET /healthz` | none | liveness |
 //! | `GET /metrics` | none | Prometheus text |
 //! | `GET /v1/catalog`, `GET /v1/model` | client | framed messages; ETag / If-None-Match -> 304 |
+//! | `GET /v1/model?encoding=f16\|int8\|int6\|int4` | client | the model in fewer bytes (its own ETag) |
 //! | `GET /v1/round` | client | framed `RoundMessage` |
 //! | `POST /v1/updates` | client | framed `UpdateMessage`: 202 new, 200 duplicate, 400 / 401 / 409 / 413 / 422 |
 //! | `POST /v1/secagg/keys`, `/shares`, `/masked`, `/unmask` | client | secure aggregation's uploads (framed): 202, 409 `secagg_restart` when the round went on without the client |
@@ -17,10 +18,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fedmr_core::wire::ModelEncoding;
 
 use crate::auth::is_admin;
 use crate::error::ServerError;
@@ -75,15 +77,21 @@ async fn metrics(State(core): Core) -> impl IntoResponse {
     )
 }
 
+/// Whether the request's If-None-Match names none of `published`'s tags
+/// (or there is none).
+fn asks_for_another_tag(headers: &HeaderMap, published: &Published) -> bool {
+    let etag = format!("\"{}\"", published.etag);
+    !headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
 /// 304 when the client already has this version, the bytes otherwise.
 fn conditional(headers: &HeaderMap, published: &Published) -> Response {
     let etag = format!("\"{}\"", published.etag);
     let etag_header = HeaderValue::from_str(&etag).expect("hex is a valid header value");
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matches {
+    if !asks_for_another_tag(headers, published) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
     (
@@ -107,11 +115,57 @@ async fn catalog(State(core): Core, headers: HeaderMap) -> Response {
     }
 }
 
-async fn model(State(core): Core, headers: HeaderMap) -> Response {
-    match client_of(&core, &headers) {
-        Ok(_) => conditional(&headers, &core.snapshot().model),
-        Err(e) => error_response(&e),
+async fn model(State(core): Core, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let encoding = match client_of(&core, &headers).and_then(|_| encoding_of(query.as_deref())) {
+        Ok(encoding) => encoding,
+        Err(e) => return error_response(&e),
+    };
+    let snapshot = core.snapshot();
+    let tagged = headers.contains_key(header::IF_NONE_MATCH);
+    if encoding == ModelEncoding::F32
+        && !(tagged && asks_for_another_tag(&headers, &snapshot.model))
+    {
+        return conditional(&headers, &snapshot.model);
     }
+    // The first request of a round for an encoding encodes the model (tens
+    // of ms at 100,000 items): off the async workers.
+    match tokio::task::spawn_blocking(move || {
+        // A phone holding this version in another encoding (it changed its
+        // setting) has this version: 304, not the same version again.
+        let held = snapshot
+            .made_downloads()
+            .filter(|_| tagged)
+            .find(|p| !asks_for_another_tag(&headers, p));
+        conditional(&headers, held.unwrap_or(snapshot.model_download(encoding)))
+    })
+    .await
+    {
+        Ok(response) => response,
+        Err(e) => error_response(&ServerError::Internal(format!("encoding the model: {e}"))),
+    }
+}
+
+/// `encoding=<name>` from the query; none means f32.
+fn encoding_of(query: Option<&str>) -> Result<ModelEncoding, ServerError> {
+    let mut encoding = ModelEncoding::F32;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("encoding", name)) => {
+                encoding = ModelEncoding::parse(name)
+                    .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+            }
+            _ => {
+                return Err(ServerError::BadRequest(format!(
+                    "unknown query parameter {pair:?} (expected encoding=f32|f16|int8|int6|int4)"
+                )));
+            }
+        }
+    }
+    Ok(encoding)
 }
 
 async fn round(State(core): Core, headers: HeaderMap) -> Response {

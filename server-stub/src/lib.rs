@@ -8,6 +8,7 @@ pub mod auth;
 pub mod catalog_build;
 pub mod config;
 pub mod db;
+mod downloads;
 pub mod error;
 pub mod http;
 pub mod items_file;

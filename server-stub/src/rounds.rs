@@ -37,7 +37,7 @@ impl Published {
     /// `bytes` is a framed message; its ETag is the body digest it carries
     /// (verified when it was built or decoded), which is also what a
     /// client keeps as the installed version's identity.
-    fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         let digest = fedmr_core::wire::declared_digest(&bytes).unwrap_or_default();
         let etag = fedmr_core::wire::digest_hex(&digest);
         Published {
@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub config: ModelConfig,
     pub train: TrainConfig,
     pub global: GlobalModel,
+    /// f16 and int8 downloads of `global`, made on first request.
+    pub(crate) downloads: crate::downloads::CompactDownloads,
 }
 
 pub(crate) struct OpenRound {
@@ -159,6 +161,7 @@ impl ServerCore {
             config: header.config,
             train: header.train,
             global,
+            downloads: Default::default(),
         };
         if rule_of(&config).holds_updates()
             && snapshot.train.protection.secure_aggregation.is_some()
@@ -453,6 +456,7 @@ impl ServerCore {
             config: snap.config.clone(),
             train: snap.train.clone(),
             global,
+            downloads: Default::default(),
         };
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         round.optimizer = optimizer;

@@ -8,6 +8,7 @@ use fedmr_core::aggregate::{
 use fedmr_core::model::{Backbone, GlobalModel};
 use fedmr_core::secagg::{Layout, SecureAggregation, dequantize, normalised_weight, quantize};
 use fedmr_core::update::ModelUpdate;
+use fedmr_core::wire::ModelEncoding;
 
 pub trait Coordinator {
     /// The current global model, as a client downloads it.
@@ -20,6 +21,9 @@ pub trait Coordinator {
 
 pub struct InProcess {
     model: GlobalModel,
+    /// How phones download `model`, and what they receive.
+    download: ModelEncoding,
+    received: Option<GlobalModel>,
     backbone: Backbone,
     rule: AggregationRule,
     sample_cap: u64,
@@ -46,6 +50,8 @@ impl InProcess {
         let pending = fresh(&model, backbone, rule, DEFAULT_SAMPLE_CAP);
         InProcess {
             model,
+            download: ModelEncoding::F32,
+            received: None,
             backbone,
             rule,
             sample_cap: DEFAULT_SAMPLE_CAP,
@@ -77,11 +83,27 @@ impl InProcess {
         });
         self
     }
+
+    /// Phones receive the model in `encoding` (f16, int8: what they train
+    /// and rank from is rounded; the server aggregates onto its f32 model).
+    pub fn with_download(mut self, encoding: ModelEncoding) -> Result<Self> {
+        self.download = encoding;
+        self.receive()?;
+        Ok(self)
+    }
+
+    fn receive(&mut self) -> Result<()> {
+        self.received = match self.download {
+            ModelEncoding::F32 => None,
+            encoding => Some(encoding.round_trip(&self.model)?),
+        };
+        Ok(())
+    }
 }
 
 impl Coordinator for InProcess {
     fn global(&self) -> &GlobalModel {
-        &self.model
+        self.received.as_ref().unwrap_or(&self.model)
     }
 
     fn submit(&mut self, update: &ModelUpdate) -> Result<()> {
@@ -113,7 +135,9 @@ impl Coordinator for InProcess {
                 done.add_unmasked(&self.model, &sums)?;
             }
         }
-        Ok(done.apply(&mut self.model, &mut self.optimizer))
+        let report = done.apply(&mut self.model, &mut self.optimizer);
+        self.receive()?;
+        Ok(report)
     }
 }
 

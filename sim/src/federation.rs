@@ -12,6 +12,7 @@ use fedmr_core::rank::{ItemViews, preference, score_all};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::{TrainConfig, train_local};
 use fedmr_core::update::ModelUpdate;
+use fedmr_core::wire::ModelEncoding;
 use fedmr_core::{Error, Result};
 use fedmr_data::eval::{EvalReport, Target, evaluate};
 
@@ -42,6 +43,9 @@ pub struct SimConfig {
     /// `max_samples`; 1: every client alike).
     #[serde(default = "default_sample_cap")]
     pub sample_cap: u64,
+    /// How phones download the model (they train and rank from it).
+    #[serde(default)]
+    pub download: ModelEncoding,
 }
 
 fn default_sample_cap() -> u64 {
@@ -62,6 +66,7 @@ impl Default for SimConfig {
             aggregation: AggregationRule::default(),
             attack: None,
             sample_cap: default_sample_cap(),
+            download: ModelEncoding::F32,
         }
     }
 }
@@ -128,7 +133,8 @@ impl Federation<InProcess> {
         let global = GlobalModel::new(&config.model, &catalog, config.seed)?;
         let coordinator = InProcess::new(global, config.model.backbone, &config.server_step)
             .with_rule(config.aggregation, config.sample_cap)
-            .with_secure_aggregation(config.train.protection.secure_aggregation);
+            .with_secure_aggregation(config.train.protection.secure_aggregation)
+            .with_download(config.download)?;
         Federation::new(dataset, catalog, config, coordinator)
     }
 }

@@ -7,7 +7,7 @@
 //! same order), and evaluation from each client's own `scores()`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fedmr_core::data::{Dataset, UserData};
 use fedmr_core::model::{Catalog, GlobalModel};
@@ -20,11 +20,25 @@ use fedmr_server::{Genesis, RunningServer, ServerConfig, ServerCore, item_key};
 
 use crate::federation::{Rounds, SimConfig, phone_seed, round_seed, select_clients};
 
-/// Bytes that crossed the wire in one round, summed over phones.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Bytes that crossed the wire in one round, summed over phones, and the
+/// seconds each phase of the round took (wall clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Traffic {
     pub uploaded: u64,
     pub downloaded: u64,
+    pub seconds: PhaseSeconds,
+}
+
+/// Where an HTTP round's time goes: the chosen phones' sync (model
+/// install), their training (in parallel), their uploads (in phone order;
+/// the last closes the round), and the evaluation (every phone syncs the
+/// new model and scores the catalog).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseSeconds {
+    pub sync: f64,
+    pub train: f64,
+    pub upload: f64,
+    pub evaluate: f64,
 }
 
 struct HttpPhone {
@@ -145,7 +159,10 @@ impl HttpFederation {
                 data,
                 user,
                 client,
-                remote: Remote::new(server.url(), token),
+                remote: Remote {
+                    model_encoding: config.download,
+                    ..Remote::new(server.url(), token)
+                },
             });
         }
         Ok(HttpFederation {
@@ -272,7 +289,13 @@ impl Rounds for HttpFederation {
     fn round(&mut self, round: usize) -> Result<(usize, f64)> {
         let selected = select_clients(&self.config, self.phones.len(), round);
         let chosen: Vec<&HttpPhone> = selected.iter().map(|&i| &self.phones[i]).collect();
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let now = Instant::now();
+            (now - std::mem::replace(&mut clock, now)).as_secs_f64()
+        };
         let downloaded = self.sync_all(&chosen)?;
+        let sync = lap();
         let config = &self.config;
         // Local training in parallel...
         let losses = self.on_phones(&chosen, |p| {
@@ -287,6 +310,7 @@ impl Rounds for HttpFederation {
             Ok(f64::from(*report.losses.last().unwrap_or(&f32::NAN)))
         })?;
         let loss_sum: f64 = losses.iter().sum();
+        let train = lap();
         // ...then uploads in phone order, so the server's running sums are
         // added in the order the in-process federation adds them.
         let uploaded = if config.train.protection.secure_aggregation.is_some() {
@@ -294,6 +318,7 @@ impl Rounds for HttpFederation {
         } else {
             self.plain_uploads(&chosen)?
         };
+        let upload = lap();
         let expected = round as u64 + 2;
         let version = self.server.core.snapshot().version;
         if version != expected {
@@ -304,17 +329,25 @@ impl Rounds for HttpFederation {
         self.traffic.push(Traffic {
             uploaded,
             downloaded,
+            seconds: PhaseSeconds {
+                sync,
+                train,
+                upload,
+                evaluate: 0.0,
+            },
         });
         Ok((chosen.len(), loss_sum / chosen.len().max(1) as f64))
     }
 
     fn evaluate_targets(&mut self, targets: &[Target]) -> Result<Vec<EvalReport>> {
+        let start = Instant::now();
         let everyone: Vec<&HttpPhone> = self.phones.iter().collect();
         let downloaded = self.sync_all(&everyone)?;
+        let scores = self.on_phones(&everyone, |p| p.client.scores().map_err(phone_error))?;
         if let Some(t) = self.traffic.last_mut() {
             t.downloaded += downloaded;
+            t.seconds.evaluate += start.elapsed().as_secs_f64();
         }
-        let scores = self.on_phones(&everyone, |p| p.client.scores().map_err(phone_error))?;
         let users: Vec<UserData> = self.phones.iter().map(|p| p.data.clone()).collect();
         Ok(targets
             .iter()

@@ -11,6 +11,7 @@ use fedmr_core::data::Dataset;
 use fedmr_core::model::{Backbone, Catalog, FusionMode, ModelConfig};
 use fedmr_core::privacy::Protection;
 use fedmr_core::train::TrainConfig;
+use fedmr_core::wire::ModelEncoding;
 use fedmr_sim::experiment::{StepSizes, baseline_reports, run_once, search_step_sizes};
 use fedmr_sim::federation::{
     Federation, RoundRecord, Rounds, RunResult, SimConfig, run_rounds, select_clients,
@@ -179,6 +180,14 @@ struct Common {
     /// Under --split new-items: the share of items held out as new.
     #[arg(long, default_value_t = 0.2)]
     new_share: f64,
+    /// How phones download the model: f32, f16, or int8 / int6 / int4 (one
+    /// scale per item row); they train and rank from what they received.
+    #[arg(long, default_value = "f32", value_parser = parse_encoding)]
+    download: ModelEncoding,
+}
+
+fn parse_encoding(name: &str) -> Result<ModelEncoding, String> {
+    ModelEncoding::parse(name).map_err(|e| e.to_string())
 }
 
 impl Common {
@@ -340,6 +349,7 @@ fn sim_config(
         clients_per_round: c.clients_per_round,
         seed,
         threads: c.threads,
+        download: c.download,
         ..SimConfig::default()
     }
 }
@@ -509,11 +519,24 @@ fn traffic_line(federation: &HttpFederation) -> String {
         .map_or(phones, |n| (n as f64).min(phones));
     let up: u64 = federation.traffic.iter().map(|t| t.uploaded).sum();
     let down: u64 = federation.traffic.iter().map(|t| t.downloaded).sum();
+    let mean = |f: fn(&fedmr_sim::http::PhaseSeconds) -> f64| {
+        federation
+            .traffic
+            .iter()
+            .map(|t| f(&t.seconds))
+            .sum::<f64>()
+            / rounds
+    };
     format!(
         "HTTP traffic per round: upload {:.1} KB per training phone, download {:.1} KB per phone \
-         (model sync for training and evaluation)",
+         (model sync for training and evaluation); seconds per round: sync {:.3}, train {:.3}, \
+         upload {:.3} (in phone order, closing the round), evaluation {:.3}",
         up as f64 / rounds / clients / 1e3,
-        down as f64 / rounds / phones / 1e3
+        down as f64 / rounds / phones / 1e3,
+        mean(|s| s.sync),
+        mean(|s| s.train),
+        mean(|s| s.upload),
+        mean(|s| s.evaluate),
     )
 }
 

@@ -114,3 +114,31 @@ fn http_federation_equals_in_process_fedncf_and_fedrap() {
         }
     }
 }
+
+/// Phones that download int8 train and rank from the values the server's
+/// int8 encoding gives: the in-process simulation rounds the model the same
+/// way, so the two agree, and both differ from f32 downloads.
+#[test]
+fn int8_downloads_over_http_equal_in_process_and_differ_from_f32() {
+    let cfg = SimConfig {
+        download: fedmr_core::wire::ModelEncoding::Int8,
+        ..config(Backbone::FedAvg, FusionMode::full(), None)
+    };
+    let (a, b) = both(cfg.clone(), "int8");
+    assert_same(&a, &b, "FedAvg + MFFM, int8 downloads");
+    let ds = dataset();
+    let cat = catalog(&ds, &[]).unwrap();
+    let f32_downloads = SimConfig {
+        download: fedmr_core::wire::ModelEncoding::F32,
+        ..cfg
+    };
+    let exact = run_once(&ds, &cat, f32_downloads, |_| {}).unwrap();
+    assert!(
+        exact
+            .rounds
+            .iter()
+            .zip(&a.rounds)
+            .any(|(x, y)| x.train_loss != y.train_loss),
+        "int8 downloads changed nothing"
+    );
+}

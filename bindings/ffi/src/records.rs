@@ -241,14 +241,42 @@ pub struct Remote {
     /// Attempts per request when the server cannot be reached.
     #[uniffi(default = 5)]
     pub max_attempts: u32,
+    /// How the model is downloaded; none: the SDK's default (int8).
+    #[uniffi(default = None)]
+    pub model_encoding: Option<ModelEncoding>,
 }
 
 impl From<Remote> for core::Remote {
     fn from(r: Remote) -> Self {
+        let defaults = core::Remote::new(r.base_url, r.token);
         core::Remote {
             timeout: std::time::Duration::from_millis(r.timeout_ms),
             max_attempts: r.max_attempts,
-            ..core::Remote::new(r.base_url, r.token)
+            model_encoding: r.model_encoding.map_or(defaults.model_encoding, Into::into),
+            ..defaults
+        }
+    }
+}
+
+/// How a model download is encoded: f32 as the server holds it, or f16,
+/// int8, int6, int4 in 0.50, 0.26, 0.20, 0.13 of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ModelEncoding {
+    F32,
+    F16,
+    Int8,
+    Int6,
+    Int4,
+}
+
+impl From<ModelEncoding> for core::ModelEncoding {
+    fn from(e: ModelEncoding) -> Self {
+        match e {
+            ModelEncoding::F32 => core::ModelEncoding::F32,
+            ModelEncoding::F16 => core::ModelEncoding::F16,
+            ModelEncoding::Int8 => core::ModelEncoding::Int8,
+            ModelEncoding::Int6 => core::ModelEncoding::Int6,
+            ModelEncoding::Int4 => core::ModelEncoding::Int4,
         }
     }
 }

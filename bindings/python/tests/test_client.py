@@ -160,3 +160,20 @@ def test_not_ready_before_a_model(tmp_path):
         c.train(TrainOptions(), None, None)
     with pytest.raises(FedmrError.Storage):
         FedmrClient.open(ClientConfig(db_path=str(tmp_path / "no" / "such" / "dir.sqlite")))
+
+
+def test_remote_takes_a_model_encoding(client):
+    assert fedmr.Remote(base_url="http://127.0.0.1:9", token="t").model_encoding is None
+    remote = fedmr.Remote(
+        base_url="http://127.0.0.1:9",
+        token="t",
+        timeout_ms=300,
+        max_attempts=1,
+        model_encoding=fedmr.ModelEncoding.INT4,
+    )
+    assert remote.model_encoding == fedmr.ModelEncoding.INT4
+    # Nothing listens there: a typed network error, the installed model kept.
+    before = client.stats().model_version
+    with pytest.raises(FedmrError.Network):
+        client.sync(remote)
+    assert client.stats().model_version == before

@@ -10,7 +10,9 @@ use fedmr_core::privacy::Protection;
 use fedmr_core::secagg::{ClientRound, SecureAggregation, ServerRound};
 use fedmr_core::train::TrainConfig;
 use fedmr_core::update::{ModelUpdate, SparseRows};
-use fedmr_core::wire::{CatalogMessage, ModelMessage, RoundMessage, SecAggMessage, UpdateMessage};
+use fedmr_core::wire::{
+    CatalogMessage, ModelEncoding, ModelMessage, RoundMessage, SecAggMessage, UpdateMessage,
+};
 use ndarray::Array2;
 
 fn golden(name: &str, bytes: &[u8]) {
@@ -74,6 +76,31 @@ fn model_bytes() {
         "model.bin",
         &ModelMessage::from_model(4, (7, [9; 32]), &config, &train(), &model).encode(),
     );
+}
+
+/// The compact downloads (f16, and integer codes at 8 and 4 bits: the bit
+/// packing is pinned too) of the model above.
+#[test]
+fn compact_model_bytes() {
+    let features = vec![Array2::from_elem((2, 3), 1.0f32)];
+    let shape = Catalog {
+        n_items: 2,
+        features,
+    };
+    let config = ModelConfig {
+        backbone: Backbone::Fcf,
+        fusion: FusionMode::full(),
+        dim: 2,
+        init_std: 0.1,
+    };
+    let model = GlobalModel::new(&config, &shape, 3).unwrap();
+    let header = ModelMessage::header(4, (7, [9; 32]), &config, &train(), &model);
+    for encoding in [ModelEncoding::F16, ModelEncoding::Int8, ModelEncoding::Int4] {
+        golden(
+            &format!("model_{}.bin", encoding.name()),
+            &header.encode_as(&model, encoding).unwrap(),
+        );
+    }
 }
 
 #[test]

@@ -77,8 +77,14 @@ pub fn catalog(data: &[u8]) {
     }
 }
 
+/// A model download, plain or compact (bit 1 of the first byte frames a
+/// body as a compact one).
 pub fn model(data: &[u8]) {
-    if let Ok((header, global)) = ModelMessage::decode(&framed(data, MessageKind::Model)) {
+    let kind = match data.first() {
+        Some(b) if b & 2 == 2 => MessageKind::CompactModel,
+        _ => MessageKind::Model,
+    };
+    if let Ok((header, global)) = ModelMessage::decode(&framed(data, kind)) {
         let _ = (header.config.dim, global.n_items(), global.is_finite());
     }
 }

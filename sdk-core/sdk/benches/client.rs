@@ -19,7 +19,7 @@ use std::time::Instant;
 use fedmr_core::model::{Backbone, Catalog, FusionMode, GlobalModel, ModelConfig};
 use fedmr_core::rng::Rng;
 use fedmr_core::train::TrainConfig;
-use fedmr_core::wire::{CatalogMessage, ModelMessage, UpdateMessage};
+use fedmr_core::wire::{CatalogMessage, ModelEncoding, ModelMessage, UpdateMessage};
 use fedmr_sdk::{
     Client, ClientConfig, Interaction, InteractionKind, RecommendOptions, TrainOptions,
 };
@@ -470,6 +470,38 @@ fn bump_model_version(bytes: &[u8]) -> Vec<u8> {
     ModelMessage::from_model(m.version + 1, catalog, &m.config, &m.train, &global).encode()
 }
 
+/// Issue 16, item 5: the model download in each encoding, against f32 in
+/// the same run: bytes, the server's encoding time (once per round) and
+/// the phone's decode time (checks included).
+fn bench_model_downloads(path: &Path) {
+    let (header, global) = ModelMessage::decode(&stored_model(path)).unwrap();
+    let header = ModelMessage::header(
+        header.version,
+        (header.catalog_version, header.catalog_digest),
+        &header.config,
+        &header.train,
+        &global,
+    );
+    let f32_bytes = header.encode_as(&global, ModelEncoding::F32).unwrap().len();
+    for encoding in ModelEncoding::ALL {
+        let bytes = header.encode_as(&global, encoding).unwrap();
+        let encode = median_secs(5, || {
+            black_box(header.encode_as(&global, encoding).unwrap());
+        });
+        let decode = median_secs(5, || {
+            black_box(ModelMessage::decode(&bytes).unwrap());
+        });
+        println!(
+            "model download {}: {:.2} MB ({:.3} of f32), server encodes in {:.1} ms, phone decodes in {:.1} ms",
+            encoding.name(),
+            bytes.len() as f64 / 1e6,
+            bytes.len() as f64 / f32_bytes as f64,
+            encode * 1e3,
+            decode * 1e3
+        );
+    }
+}
+
 /// Peak RSS (VmHWM) of this process in MB.
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -532,5 +564,6 @@ fn main() {
         train - open_only
     );
     bench_open_and_recommend(&db);
+    bench_model_downloads(&db);
     let _ = std::fs::remove_dir_all(dir);
 }

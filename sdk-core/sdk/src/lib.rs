@@ -30,6 +30,8 @@ pub use store::SCHEMA_VERSION;
 pub use fedmr_core::privacy::{LocalDp, Protection, UploadRows};
 /// Training settings and progress, as the server's model message carries them.
 pub use fedmr_core::train::{EpochProgress, TrainConfig};
+/// How a model download is encoded (`Remote::model_encoding`).
+pub use fedmr_core::wire::ModelEncoding;
 
 /// What most app code needs, in one import.
 pub mod prelude {

@@ -37,6 +37,8 @@ pub enum MessageKind {
     SecAggMasked = 8,
     SecAggUnmaskRequest = 9,
     SecAggUnmaskResponse = 10,
+    /// A model download in f16 or int8 (`compact_model.rs`).
+    CompactModel = 11,
 }
 
 impl MessageKind {
@@ -52,6 +54,7 @@ impl MessageKind {
             8 => MessageKind::SecAggMasked,
             9 => MessageKind::SecAggUnmaskRequest,
             10 => MessageKind::SecAggUnmaskResponse,
+            11 => MessageKind::CompactModel,
             _ => return None,
         })
     }

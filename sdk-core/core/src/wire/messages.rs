@@ -183,6 +183,22 @@ pub struct ModelMessage {
 impl ModelMessage {
     pub fn from_model(
         version: u64,
+        catalog: (u64, [u8; 32]),
+        config: &ModelConfig,
+        train: &TrainConfig,
+        model: &GlobalModel,
+    ) -> Self {
+        ModelMessage {
+            item_table: model.items.0.0.iter().copied().collect(),
+            fusion: model.dense.flatten(),
+            ..ModelMessage::header(version, catalog, config, train, model)
+        }
+    }
+
+    /// The header fields alone (both tables empty): what `encode_as` needs
+    /// beside the model, without copying the model's values.
+    pub fn header(
+        version: u64,
         (catalog_version, catalog_digest): (u64, [u8; 32]),
         config: &ModelConfig,
         train: &TrainConfig,
@@ -200,8 +216,22 @@ impl ModelMessage {
             train: train.clone(),
             modality_dims,
             n_items: model.n_items() as u32,
-            item_table: model.items.0.0.iter().copied().collect(),
-            fusion: model.dense.flatten(),
+            item_table: Vec::new(),
+            fusion: Vec::new(),
+        }
+    }
+
+    pub(super) fn without_tables(&self) -> Self {
+        ModelMessage {
+            version: self.version,
+            catalog_version: self.catalog_version,
+            catalog_digest: self.catalog_digest,
+            config: self.config.clone(),
+            train: self.train.clone(),
+            modality_dims: self.modality_dims.clone(),
+            n_items: self.n_items,
+            item_table: Vec::new(),
+            fusion: Vec::new(),
         }
     }
 
@@ -209,10 +239,14 @@ impl ModelMessage {
         envelope::seal(MessageKind::Model, &codec::encode(self)).0
     }
 
-    /// Checks the frame and digest and decodes the model. The returned
-    /// message keeps its header fields; its two tables have moved into the
-    /// model (so a large model is never held twice).
+    /// Checks the frame and digest and decodes the model, plain (`encode`)
+    /// or compact (`encode_as`). The returned message keeps its header
+    /// fields; its two tables have moved into the model (so a large model is
+    /// never held twice).
     pub fn decode(bytes: &[u8]) -> Result<(Self, GlobalModel)> {
+        if Self::is_compact(bytes) {
+            return Self::decode_compact(bytes);
+        }
         let (body, _) = envelope::open(bytes, MessageKind::Model)?;
         let message: ModelMessage = codec::decode(body, "model")?;
         message.into_model()

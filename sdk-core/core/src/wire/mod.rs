@@ -6,11 +6,14 @@
 //! sha256 of the body); the message files define the bodies and their
 //! checks, encoded through `crate::codec`.
 
+mod compact_model;
 mod envelope;
 mod feature_rows;
 mod messages;
+mod packed;
 mod secagg;
 
+pub use compact_model::ModelEncoding;
 pub use envelope::{
     HEADER_LEN, MAGIC, MessageKind, PROTOCOL_VERSION, declared_digest, digest_hex, open, seal,
 };

@@ -172,6 +172,14 @@ impl Client {
     /// (version, item count, modality sizes) and newer than the installed
     /// model; returns false when this exact model is already installed.
     pub fn apply_model(&self, bytes: &[u8]) -> Result<bool> {
+        self.install_model(bytes, SameVersion::Refuse)
+    }
+
+    /// `apply_model`; `same_version` says what a download of the installed
+    /// version with another digest is: an error (a server must not publish
+    /// two models under one version), or, for `sync`, the installed version
+    /// in another encoding (the app changed `Remote::model_encoding`), kept.
+    pub(super) fn install_model(&self, bytes: &[u8], same_version: SameVersion) -> Result<bool> {
         let (message, global) = ModelMessage::decode(bytes)?;
         let digest = fedmr_core::wire::declared_digest(bytes).unwrap_or_default();
         let model = InstalledModel::from_message(message, global, digest);
@@ -185,7 +193,8 @@ impl Client {
         if let Some(installed) = &current.model
             && model.version <= installed.version
         {
-            if model.version == installed.version && model.digest == installed.digest {
+            let same = model.version == installed.version;
+            if same && (model.digest == installed.digest || same_version == SameVersion::Keep) {
                 return Ok(false);
             }
             return Err(Error::Incompatible(format!(
@@ -394,3 +403,38 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Client>();
 };
+
+/// What `install_model` does with another download of the installed version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SameVersion {
+    Refuse,
+    Keep,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedmr_core::wire::{ModelEncoding, ModelMessage};
+    use fedmr_test_support::TempDir;
+
+    /// The installed version in another encoding: an error from
+    /// `apply_model` (one version, two models), kept as is by `sync`.
+    #[test]
+    fn the_installed_version_in_another_encoding_is_kept_by_sync_only() {
+        let data = crate::demo::sample_server_data(40, 2).unwrap();
+        let dir = TempDir::new("same-version");
+        let client = Client::open(ClientConfig::new(dir.0.join("c.sqlite"))).unwrap();
+        client.apply_catalog(&data.catalog).unwrap();
+        assert!(client.apply_model(&data.model).unwrap());
+        let (m, global) = ModelMessage::decode(&data.model).unwrap();
+        let catalog = (m.catalog_version, m.catalog_digest);
+        let header = ModelMessage::header(m.version, catalog, &m.config, &m.train, &global);
+        let int8 = header.encode_as(&global, ModelEncoding::Int8).unwrap();
+        let installed = client.installed().model.as_ref().unwrap().digest;
+
+        let err = client.apply_model(&int8).unwrap_err();
+        assert!(matches!(err, Error::Incompatible(_)), "{err}");
+        assert!(!client.install_model(&int8, SameVersion::Keep).unwrap());
+        assert_eq!(client.installed().model.as_ref().unwrap().digest, installed);
+    }
+}

@@ -144,13 +144,21 @@ fun main(args: Array<String>) {
         }
     }
 
-    test("background jobs: three phones through a secure round (the server's default)") {
+    test("background jobs: three phones through a secure round (the server's default), one on int8 downloads") {
         Server(serverBinary, protection = "secure", minUpdates = 3).use { server ->
             val phones = (0 until 3).map { newClient() }
             try {
-                val remotes = phones.indices.map { Remote(baseUrl = server.url, token = server.token("phone-$it")) }
+                // Phone 0 downloads the model as int8: fewer bytes, and it still takes part.
+                val remotes = phones.indices.map {
+                    Remote(
+                        baseUrl = server.url,
+                        token = server.token("phone-$it"),
+                        modelEncoding = if (it == 0) ModelEncoding.INT8 else ModelEncoding.F32,
+                    )
+                }
+                val downloaded = phones.mapIndexed { p, client -> client.sync(remotes[p]).bytesDownloaded }
+                check(downloaded[0] < downloaded[1] && downloaded[1] == downloaded[2]) { "bytes downloaded: $downloaded" }
                 phones.forEachIndexed { p, client ->
-                    client.sync(remotes[p])
                     (0 until 6).forEach { client.record(Interaction("item-${p * 7 + it}", InteractionKind.LIKE, it.toLong())) }
                 }
                 val delivered = IntArray(3)
