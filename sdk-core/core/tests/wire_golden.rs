@@ -58,8 +58,8 @@ fn catalog_bytes() {
     golden("catalog.bin", &message.encode().0);
 }
 
-#[test]
-fn model_bytes() {
+/// A two-item FCF + MFFM model (d = 2) and its configuration.
+fn small_model() -> (ModelConfig, GlobalModel) {
     let features = vec![Array2::from_elem((2, 3), 1.0f32)];
     let shape = Catalog {
         n_items: 2,
@@ -72,6 +72,12 @@ fn model_bytes() {
         init_std: 0.1,
     };
     let model = GlobalModel::new(&config, &shape, 3).unwrap();
+    (config, model)
+}
+
+#[test]
+fn model_bytes() {
+    let (config, model) = small_model();
     golden(
         "model.bin",
         &ModelMessage::from_model(4, (7, [9; 32]), &config, &train(), &model).encode(),
@@ -82,18 +88,7 @@ fn model_bytes() {
 /// packing is pinned too) of the model above.
 #[test]
 fn compact_model_bytes() {
-    let features = vec![Array2::from_elem((2, 3), 1.0f32)];
-    let shape = Catalog {
-        n_items: 2,
-        features,
-    };
-    let config = ModelConfig {
-        backbone: Backbone::Fcf,
-        fusion: FusionMode::full(),
-        dim: 2,
-        init_std: 0.1,
-    };
-    let model = GlobalModel::new(&config, &shape, 3).unwrap();
+    let (config, model) = small_model();
     let header = ModelMessage::header(4, (7, [9; 32]), &config, &train(), &model);
     for encoding in [ModelEncoding::F16, ModelEncoding::Int8, ModelEncoding::Int4] {
         golden(
