@@ -1,7 +1,8 @@
 //! The published model in the encodings a phone may ask for
-//! (`GET /v1/model?encoding=f16|int8|int6|int4`). Each is made from the snapshot's
-//! f32 model on its first request and kept with the snapshot, so a round
-//! encodes each at most once however many phones download it.
+//! (`GET /v1/model?encoding=f16|int8|int6|int4`). Each is made from the
+//! snapshot's f32 model on its first request and kept with the snapshot, so
+//! a version is encoded at most once per encoding however many phones
+//! download it.
 
 use std::sync::OnceLock;
 
@@ -11,7 +12,7 @@ use crate::rounds::{Published, Snapshot};
 
 /// One slot per encoding but f32 (`ModelEncoding::ALL[1..]`).
 #[derive(Default)]
-pub struct CompactDownloads([OnceLock<Option<Published>>; 4]);
+pub struct CompactDownloads([OnceLock<Option<Published>>; ModelEncoding::ALL.len() - 1]);
 
 impl Snapshot {
     /// The model download in `encoding`. A model with a value the encoding
