@@ -6,11 +6,12 @@
 //! any number of content modalities. Input k is projected to z_k (B x d);
 //! each enabled expert maps [z_1..z_K] to a B x d item view.
 
-use ndarray::{Array2, ArrayView2, Zip, s};
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::layers::activations::{relu, relu_backward, sigmoid};
 use super::layers::layer_norm::LayerNormCache;
+use super::layers::simd::dispatch_simd;
 use super::layers::{LayerNorm, Linear};
 use super::params::{Tensors, impl_tensors};
 use super::residual::{Residual, ResidualCache};
@@ -69,7 +70,6 @@ pub struct MffmCache {
 }
 
 struct MlpCache {
-    z_cat: Array2<f32>,
     pre: Array2<f32>,
     hidden: Array2<f32>,
     norm: LayerNormCache,
@@ -77,7 +77,8 @@ struct MlpCache {
 
 struct GateCache {
     g: Vec<Array2<f32>>,
-    u_cat: Array2<f32>,
+    /// g_k * z_k, the output layer's input blocks.
+    u: Vec<Array2<f32>>,
     norm: LayerNormCache,
 }
 
@@ -224,17 +225,11 @@ impl Mffm {
                 }
                 Expert::Mlp => {
                     let mlp = self.mlp.as_ref().expect("MLP expert parameters");
-                    let z_cat = concat_cols(&z);
-                    let pre = mlp.hidden.forward(&z_cat.view());
+                    let pre = mlp.hidden.forward_blocks(&views(&z));
                     let hidden = relu(&pre.view());
                     let (y, norm) = mlp.norm.forward(&mlp.out.forward(&hidden.view()).view());
                     outputs.push(y);
-                    mlp_cache = Some(MlpCache {
-                        z_cat,
-                        pre,
-                        hidden,
-                        norm,
-                    });
+                    mlp_cache = Some(MlpCache { pre, hidden, norm });
                 }
                 Expert::Gate => {
                     let gate = self.gate.as_ref().expect("gate expert parameters");
@@ -242,13 +237,14 @@ impl Mffm {
                         .gates
                         .iter()
                         .zip(&z)
-                        .map(|(l, zk)| sigmoid(&l.forward(&zk.view()).view()))
+                        .map(|(l, zk)| sigmoid(l.forward(&zk.view())))
                         .collect();
                     let u: Vec<Array2<f32>> = g.iter().zip(&z).map(|(gk, zk)| gk * zk).collect();
-                    let u_cat = concat_cols(&u);
-                    let (y, norm) = gate.norm.forward(&gate.out.forward(&u_cat.view()).view());
+                    let (y, norm) = gate
+                        .norm
+                        .forward(&gate.out.forward_blocks(&views(&u)).view());
                     outputs.push(y);
-                    gate_cache = Some(GateCache { g, u_cat, norm });
+                    gate_cache = Some(GateCache { g, u, norm });
                 }
             }
         }
@@ -302,10 +298,12 @@ impl Mffm {
                     let d_y = mlp.norm.backward(&c.norm, &d_out.view(), &mut g.norm);
                     let d_hidden = mlp.out.backward(&c.hidden.view(), &d_y.view(), &mut g.out);
                     let d_pre = relu_backward(&c.pre.view(), &d_hidden.view());
-                    let d_cat = mlp
-                        .hidden
-                        .backward(&c.z_cat.view(), &d_pre.view(), &mut g.hidden);
-                    add_split_cols(&mut dz, &d_cat);
+                    mlp.hidden.backward_blocks(
+                        &views(&cache.z),
+                        &d_pre.view(),
+                        &mut g.hidden,
+                        &mut dz,
+                    );
                 }
                 Expert::Gate => {
                     let (gate, c) = (
@@ -314,18 +312,26 @@ impl Mffm {
                     );
                     let g = grad.gate.as_mut().expect("gate grad");
                     let d_y = gate.norm.backward(&c.norm, &d_out.view(), &mut g.norm);
-                    let d_u = gate.out.backward(&c.u_cat.view(), &d_y.view(), &mut g.out);
-                    let dim = self.dim;
+                    let mut d_u: Vec<Array2<f32>> =
+                        c.u.iter().map(|u| Array2::zeros(u.raw_dim())).collect();
+                    gate.out
+                        .backward_blocks(&views(&c.u), &d_y.view(), &mut g.out, &mut d_u);
                     for (k, dz_k) in dz.iter_mut().enumerate() {
-                        let d_uk = d_u.slice(s![.., k * dim..(k + 1) * dim]);
                         let (gk, zk) = (&c.g[k], &cache.z[k]);
-                        // u = s(a) * z: through z directly, and through the gate's pre-activation a.
-                        *dz_k += &(&d_uk * gk);
-                        let d_a = Zip::from(&d_uk)
-                            .and(zk)
-                            .and(gk)
-                            .map_collect(|&d, &z, &s| d * z * s * (1.0 - s));
-                        *dz_k += &gate.gates[k].backward(&zk.view(), &d_a.view(), &mut g.gates[k]);
+                        let mut d_a = Array2::zeros(zk.raw_dim());
+                        gated_product_backward(
+                            slice(&d_u[k]),
+                            slice(zk),
+                            slice(gk),
+                            dz_k.as_slice_mut().expect("standard layout"),
+                            d_a.as_slice_mut().expect("standard layout"),
+                        );
+                        gate.gates[k].backward_blocks(
+                            &[zk.view()],
+                            &d_a.view(),
+                            &mut g.gates[k],
+                            std::slice::from_mut(dz_k),
+                        );
                     }
                 }
             }
@@ -357,30 +363,25 @@ impl Mffm {
     }
 }
 
-/// [A | B | ...] row by row (ndarray's `concatenate` copies element-wise).
-fn concat_cols(parts: &[Array2<f32>]) -> Array2<f32> {
-    let rows = parts[0].nrows();
-    let cols: usize = parts.iter().map(|p| p.ncols()).sum();
-    let mut out = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for p in parts {
-            let row = p.row(r);
-            match row.as_slice() {
-                Some(slice) => out.extend_from_slice(slice),
-                None => out.extend(row.iter()),
-            }
+dispatch_simd! {
+    /// The gate's element-wise backward for u = s * z, one pass over the
+    /// batch: dz += du * s (through z directly) and the gate's
+    /// pre-activation gradient da = du * z * s (1 - s).
+    fn gated_product_backward(du: &[f32], z: &[f32], s: &[f32], dz: &mut [f32], da: &mut [f32]) {
+        let inputs = du.iter().zip(z).zip(s);
+        for ((dz, da), ((&du, &z), &s)) in dz.iter_mut().zip(da.iter_mut()).zip(inputs) {
+            *dz += du * s;
+            *da = du * z * s * (1.0 - s);
         }
     }
-    Array2::from_shape_vec((rows, cols), out).expect("rows x cols elements")
 }
 
-fn add_split_cols(dst: &mut [Array2<f32>], d_cat: &Array2<f32>) {
-    let mut offset = 0;
-    for d in dst {
-        let w = d.ncols();
-        *d += &d_cat.slice(s![.., offset..offset + w]);
-        offset += w;
-    }
+fn slice(a: &Array2<f32>) -> &[f32] {
+    a.as_slice().expect("standard layout")
+}
+
+fn views(parts: &[Array2<f32>]) -> Vec<ArrayView2<'_, f32>> {
+    parts.iter().map(|p| p.view()).collect()
 }
 
 impl_tensors!(MlpExpert { hidden, out, norm });

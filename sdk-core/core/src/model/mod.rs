@@ -123,6 +123,13 @@ impl Tensors for Fusion {
             m.visit_mut(f);
         }
     }
+    fn visit_pairs_mut(&mut self, other: &Self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        match (self, other) {
+            (Fusion::Mffm(m), Fusion::Mffm(o)) => m.visit_pairs_mut(o, f),
+            (Fusion::IdOnly, Fusion::IdOnly) => {}
+            _ => panic!("parameter sets of different configurations"),
+        }
+    }
 }
 
 impl Fusion {

@@ -1,11 +1,8 @@
-//! Optimisers over any [`Tensors`] set. Clients use plain SGD (the paper's
-//! local optimiser); the server may apply Adam to averaged dense changes.
+//! Server optimisers over any [`Tensors`] set: Adam and Yogi applied to
+//! averaged dense changes. Clients use plain SGD (the paper's local
+//! optimiser), which is `Tensors::add_scaled(gradient, -lr)`.
 
 use super::params::Tensors;
-
-pub fn sgd_step<T: Tensors + ?Sized>(params: &mut T, grad: &[f32], lr: f32) {
-    params.add_flat(grad, -lr);
-}
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
@@ -133,15 +130,5 @@ mod tests {
         let mut y = Yogi::new(0.1);
         y.step(&mut q, &[1.0, 1.0]);
         assert!((y.v[0] - (1e-6 + 0.01)).abs() < 1e-7, "{}", y.v[0]);
-    }
-
-    #[test]
-    fn sgd_moves_against_the_gradient() {
-        let mut p = LinearHead::new(2, 1.0, &mut Rng::new(2));
-        let before = p.flatten();
-        sgd_step(&mut p, &[1.0, -1.0, 2.0], 0.1);
-        let after = p.flatten();
-        assert!((after[0] - (before[0] - 0.1)).abs() < 1e-6);
-        assert!((after[2] - (before[2] - 0.2)).abs() < 1e-6);
     }
 }

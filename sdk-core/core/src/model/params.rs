@@ -16,6 +16,9 @@ use std::ops::{Deref, DerefMut};
 pub trait Tensors {
     fn visit(&self, f: &mut dyn FnMut(&[f32]));
     fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32]));
+    /// `f(own tensor, other's tensor)` for each pair, in `visit` order.
+    /// `other` must have the same configuration (panics otherwise).
+    fn visit_pairs_mut(&mut self, other: &Self, f: &mut dyn FnMut(&mut [f32], &[f32]));
 
     fn num_params(&self) -> usize {
         let mut n = 0;
@@ -72,9 +75,13 @@ pub trait Tensors {
         Ok(())
     }
 
-    /// self += alpha * other (same configuration).
+    /// self += alpha * other (same configuration). Pairwise, without
+    /// flattening `other` first (that copy was 2% of a local round).
     fn add_scaled(&mut self, other: &Self, alpha: f32) {
-        self.add_flat(&other.flatten(), alpha);
+        self.visit_pairs_mut(other, &mut |p, o| {
+            assert_eq!(p.len(), o.len(), "parameter shapes differ");
+            p.iter_mut().zip(o).for_each(|(p, o)| *p += alpha * o);
+        });
     }
 
     fn all_finite(&self) -> bool {
@@ -95,6 +102,13 @@ impl<T: Tensors> Tensors for Option<T> {
             t.visit_mut(f);
         }
     }
+    fn visit_pairs_mut(&mut self, other: &Self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        match (self, other) {
+            (Some(t), Some(o)) => t.visit_pairs_mut(o, f),
+            (None, None) => {}
+            _ => panic!("parameter sets of different configurations"),
+        }
+    }
 }
 
 impl<T: Tensors> Tensors for Vec<T> {
@@ -103,6 +117,16 @@ impl<T: Tensors> Tensors for Vec<T> {
     }
     fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
         self.iter_mut().for_each(|t| t.visit_mut(f));
+    }
+    fn visit_pairs_mut(&mut self, other: &Self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        assert_eq!(
+            self.len(),
+            other.len(),
+            "parameter sets of different configurations"
+        );
+        self.iter_mut()
+            .zip(other)
+            .for_each(|(t, o)| t.visit_pairs_mut(o, f));
     }
 }
 
@@ -115,6 +139,13 @@ impl<D: ndarray::Dimension> Tensors for ndarray::Array<f32, D> {
             .as_slice_mut()
             .expect("parameters are in standard layout"));
     }
+    fn visit_pairs_mut(&mut self, other: &Self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        f(
+            self.as_slice_mut()
+                .expect("parameters are in standard layout"),
+            other.as_slice().expect("parameters are in standard layout"),
+        );
+    }
 }
 
 /// `Tensors` for a struct by listing its tensor fields, in wire order.
@@ -126,6 +157,13 @@ macro_rules! impl_tensors {
             }
             fn visit_mut(&mut self, f: &mut dyn FnMut(&mut [f32])) {
                 $( $crate::model::params::Tensors::visit_mut(&mut self.$field, f); )*
+            }
+            fn visit_pairs_mut(
+                &mut self,
+                other: &Self,
+                f: &mut dyn FnMut(&mut [f32], &[f32]),
+            ) {
+                $( $crate::model::params::Tensors::visit_pairs_mut(&mut self.$field, &other.$field, f); )*
             }
         }
     };
@@ -158,3 +196,33 @@ macro_rules! deref_wrapper {
 }
 deref_wrapper!(Global);
 deref_wrapper!(Private);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layers::gradcheck::random_matrix;
+    use crate::model::{Catalog, FusionMode, GlobalModel, ModelConfig};
+    use crate::rng::Rng;
+
+    #[test]
+    fn pairwise_add_scaled_equals_the_flat_one() {
+        let mut rng = Rng::new(12);
+        let catalog = Catalog {
+            n_items: 4,
+            features: vec![random_matrix(4, 6, &mut rng)],
+        };
+        let config = ModelConfig {
+            fusion: FusionMode::full(),
+            dim: 4,
+            ..ModelConfig::default()
+        };
+        let a = GlobalModel::new(&config, &catalog, 1).unwrap().dense;
+        let b = GlobalModel::new(&config, &catalog, 2).unwrap().dense;
+        let mut pairwise = a.clone();
+        pairwise.add_scaled(&b, -0.7);
+        let mut flat = a.clone();
+        flat.add_flat(&b.flatten(), -0.7);
+        assert_eq!(pairwise.flatten(), flat.flatten());
+        assert_ne!(pairwise.flatten(), a.flatten());
+    }
+}

@@ -7,8 +7,7 @@ use ndarray::{Array1, Array2};
 
 use super::personal::{merge_rows, personal_rows_of};
 use super::{RoundPlan, TrainConfig};
-use crate::model::layers::embedding::{gather, scatter_add};
-use crate::model::optim::sgd_step;
+use crate::model::layers::embedding::{gather, scatter_add, scatter_scaled_add};
 use crate::model::params::{Global, Tensors};
 use crate::model::rap::{RapWeights, regularizer};
 use crate::model::stack::{Batch, loss_and_gradients};
@@ -25,6 +24,43 @@ pub(super) struct LocalCopy {
     /// FedRAP's personal rows P_u of the touched items (zero where new).
     personal: Option<Array2<f32>>,
     user: UserModel,
+    batch_features: BatchFeatures,
+}
+
+/// An epoch's content rows, one matrix per modality, kept across epochs:
+/// the positives' rows (the same in every epoch of a round,
+/// `RoundPlan::batch`) are copied once, after that only the negatives'
+/// (gathering the whole batch every epoch was 4% of a round).
+#[derive(Default)]
+struct BatchFeatures {
+    rows: Vec<Array2<f32>>,
+    /// The source rows of the positives `rows` holds.
+    positives: Vec<usize>,
+}
+
+impl BatchFeatures {
+    /// Rows `batch` of `source`, the first `positives` of them the
+    /// positives.
+    fn fill(&mut self, batch: &[usize], positives: usize, source: &Catalog) -> &[Array2<f32>] {
+        let reusable = !self.rows.is_empty()
+            && self.positives.as_slice() == &batch[..positives]
+            && self.rows.iter().all(|f| f.nrows() == batch.len());
+        if !reusable {
+            self.rows = source.gather(batch);
+            self.positives = batch[..positives].to_vec();
+            return &self.rows;
+        }
+        for (out, modality) in self.rows.iter_mut().zip(&source.features) {
+            for (k, &row) in batch.iter().enumerate().skip(positives) {
+                let mut dst = out.row_mut(k);
+                match (dst.as_slice_mut(), modality.row(row).as_slice()) {
+                    (Some(d), Some(s)) => d.copy_from_slice(s),
+                    _ => dst.assign(&modality.row(row)),
+                }
+            }
+        }
+        &self.rows
+    }
 }
 
 impl LocalCopy {
@@ -40,19 +76,21 @@ impl LocalCopy {
             rows: gather(&global.items.0.0.view(), &plan.touched_indices()),
             personal: additive.then(|| personal_rows_of(state, plan.touched(), global.dim())),
             user: state.model.0.clone(),
+            batch_features: BatchFeatures::default(),
         }
     }
 
     /// One SGD step on `batch` (local row positions, the first `positives`
     /// of them positive); returns the epoch's loss before the step. Batch
     /// positions `hidden` (ID dropout) read their ID row as zero, and their
-    /// rows get no gradient from them.
+    /// rows get no gradient from them. `features` holds the batch's content
+    /// rows at the given row indices.
     pub(super) fn epoch(
         &mut self,
         batch: &[usize],
         hidden: Option<&[bool]>,
         positives: usize,
-        touched_features: &Catalog,
+        features: (&Catalog, &[usize]),
         config: &TrainConfig,
         rap_weights: RapWeights,
     ) -> f32 {
@@ -63,9 +101,10 @@ impl LocalCopy {
         hidden_rows
             .iter()
             .for_each(|&k| id_rows.row_mut(k).fill(0.0));
+        let (source, source_rows) = features;
         let features = match &self.dense.fusion {
-            Fusion::IdOnly => Vec::new(),
-            Fusion::Mffm(_) => touched_features.gather(batch),
+            Fusion::IdOnly => &[][..],
+            Fusion::Mffm(_) => self.batch_features.fill(source_rows, positives, source),
         };
         let personal_batch = self.personal.as_ref().map(|p| gather(&p.view(), batch));
         let labels: Array1<f32> = (0..batch.len())
@@ -90,22 +129,24 @@ impl LocalCopy {
         };
         match (fusion_lr, &mut self.dense.0.fusion, &grads.dense.fusion) {
             (Some(lr), Fusion::Mffm(m), Fusion::Mffm(g)) => {
-                sgd_step(m, &g.flatten(), lr);
+                m.add_scaled(g, -lr);
                 if let (Some(ncf), Some(g)) = (self.dense.0.ncf.as_mut(), &grads.dense.ncf) {
-                    sgd_step(ncf, &g.flatten(), config.lr);
+                    ncf.add_scaled(g, -config.lr);
                 }
             }
-            _ => sgd_step(&mut self.dense.0, &grads.dense.flatten(), config.lr),
+            _ => self.dense.0.add_scaled(&grads.dense, -config.lr),
         }
-        sgd_step(&mut self.user, &grads.user.flatten(), config.lr);
+        self.user.add_scaled(&grads.user, -config.lr);
         let mut d_id = grads.id_rows;
         hidden_rows.iter().for_each(|&k| d_id.row_mut(k).fill(0.0));
-        let mut d_rows = Array2::zeros(self.rows.raw_dim());
-        scatter_add(&mut d_rows, batch, &d_id.view());
+        let item_lr = config.item_lr.unwrap_or(config.lr);
         if let (Some(p), Some(d_batch)) = (self.personal.as_mut(), &grads.personal_rows) {
+            let mut d_rows = Array2::zeros(self.rows.raw_dim());
+            scatter_add(&mut d_rows, batch, &d_id.view());
             let mut d_personal = Array2::zeros(p.raw_dim());
             scatter_add(&mut d_personal, batch, &d_batch.view());
-            // The regulariser over this epoch's distinct rows.
+            // The regulariser over this epoch's distinct rows (of the rows
+            // before this epoch's step, so the step waits for it).
             let mut epoch_rows = batch.to_vec();
             epoch_rows.sort_unstable();
             epoch_rows.dedup();
@@ -120,9 +161,11 @@ impl LocalCopy {
             // P_u is private, like the head: it steps with the dense rate,
             // so the shared rows (item rate) carry what users have in common.
             p.scaled_add(-config.lr, &d_personal);
+            self.rows.scaled_add(-item_lr, &d_rows);
+        } else {
+            // Only the batch's rows move: step them in place.
+            scatter_scaled_add(&mut self.rows, batch, &d_id.view(), -item_lr);
         }
-        self.rows
-            .scaled_add(-config.item_lr.unwrap_or(config.lr), &d_rows);
         loss
     }
 
@@ -175,5 +218,39 @@ impl LocalCopy {
             }
         }
         update
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layers::gradcheck::random_matrix;
+    use crate::rng::Rng;
+
+    #[test]
+    fn kept_batch_features_equal_a_fresh_gather_every_epoch() {
+        let mut rng = Rng::new(11);
+        let touched = Catalog {
+            n_items: 9,
+            features: vec![random_matrix(9, 5, &mut rng), random_matrix(9, 3, &mut rng)],
+        };
+        let mut kept = BatchFeatures::default();
+        // Two positives (positions 0 and 4), then each epoch's negatives,
+        // repeats included; the last epoch has other positives.
+        let epochs: [&[usize]; 4] = [&[0, 4, 1, 2], &[0, 4, 7, 7], &[0, 4, 8, 3], &[5, 6, 1, 2]];
+        for batch in epochs {
+            let expected = touched.gather(batch);
+            assert_eq!(
+                kept.fill(batch, 2, &touched),
+                expected.as_slice(),
+                "batch {batch:?}"
+            );
+        }
+        // A longer batch with the same positives is gathered afresh.
+        let longer = [5, 6, 1, 2, 3];
+        assert_eq!(
+            kept.fill(&longer, 2, &touched),
+            touched.gather(&longer).as_slice()
+        );
     }
 }

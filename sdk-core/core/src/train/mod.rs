@@ -121,17 +121,28 @@ pub fn train_local(
     rng: &mut Rng,
 ) -> Result<(ModelUpdate, LocalReport)> {
     let plan = plan_round(global, positives, config, rng)?;
-    let features = plan.features_from(global, catalog);
+    plan.check_catalog(global, catalog)?;
     let mut run_all = |_: &EpochProgress| Flow::Continue;
-    train_planned(
+    run_round(
         global,
-        &features,
+        FeatureRows::Catalog(catalog),
         backbone,
         state,
         &plan,
         config,
         &mut run_all,
     )
+}
+
+/// Where a round reads its content rows.
+#[derive(Clone, Copy)]
+enum FeatureRows<'a> {
+    /// One row per touched item, in `RoundPlan::touched` order: what a
+    /// device reads from its store.
+    Touched(&'a Catalog),
+    /// A whole catalog, read by item id: the simulation holds it in memory,
+    /// and copying the touched rows out first was 4% of a round.
+    Catalog(&'a Catalog),
 }
 
 /// Runs a planned round on the content rows of `plan.touched()` (for an
@@ -150,16 +161,45 @@ pub fn train_planned(
     observer: &mut dyn FnMut(&EpochProgress) -> Flow,
 ) -> Result<(ModelUpdate, LocalReport)> {
     plan.check_features(global, touched_features)?;
+    run_round(
+        global,
+        FeatureRows::Touched(touched_features),
+        backbone,
+        state,
+        plan,
+        config,
+        observer,
+    )
+}
+
+/// The round of `train_planned` and `train_local`, on content rows from
+/// either source (the features are checked by the caller).
+fn run_round(
+    global: &GlobalModel,
+    features: FeatureRows,
+    backbone: Backbone,
+    state: &mut PrivateState,
+    plan: &RoundPlan,
+    config: &TrainConfig,
+    observer: &mut dyn FnMut(&EpochProgress) -> Flow,
+) -> Result<(ModelUpdate, LocalReport)> {
     let mut copy = LocalCopy::new(global, backbone, state, plan);
     let rap_weights = RapWeights::at_round(config.round);
     let mut epoch_losses = Vec::with_capacity(config.epochs);
     for (epoch, negatives) in plan.negatives.iter().enumerate() {
         let batch = plan.batch(negatives);
+        let (source, source_rows) = match features {
+            FeatureRows::Touched(touched) => (touched, batch.clone()),
+            FeatureRows::Catalog(catalog) => (
+                catalog,
+                batch.iter().map(|&k| plan.touched()[k] as usize).collect(),
+            ),
+        };
         let loss = copy.epoch(
             &batch,
             plan.hidden.get(epoch).map(Vec::as_slice),
             plan.positives.len(),
-            touched_features,
+            (source, &source_rows),
             config,
             rap_weights,
         );

@@ -95,16 +95,24 @@ impl RoundPlan {
         &self.touched
     }
 
-    /// The content rows of the touched items, gathered from a whole catalog
-    /// (none for an ID-only model).
-    pub fn features_from(&self, global: &GlobalModel, catalog: &Catalog) -> Catalog {
-        match global.fusion() {
-            Fusion::IdOnly => Catalog::default(),
-            Fusion::Mffm(_) => Catalog {
-                n_items: self.touched.len(),
-                features: catalog.gather(&self.touched_indices()),
-            },
+    /// Refuses a whole catalog that does not cover the model's items in
+    /// every modality the model reads.
+    pub(super) fn check_catalog(&self, global: &GlobalModel, catalog: &Catalog) -> Result<()> {
+        let Fusion::Mffm(mffm) = global.fusion() else {
+            return Ok(());
+        };
+        let n_items = global.n_items();
+        let rows_ok =
+            catalog.n_items == n_items && catalog.features.iter().all(|f| f.nrows() == n_items);
+        if !rows_ok || catalog.modality_dims() != mffm.modality_dims() {
+            return Err(Error::Shape(format!(
+                "catalog: {} rows of widths {:?} for a model of {n_items} items of widths {:?}",
+                catalog.n_items,
+                catalog.modality_dims(),
+                mffm.modality_dims()
+            )));
         }
+        Ok(())
     }
 
     /// Refuses features that are not one row per touched item in every
@@ -184,29 +192,51 @@ pub fn sample_negatives(seen: &[u32], n_items: usize, count: usize, rng: &mut Rn
         return Vec::new();
     }
     // Map a uniform index over the unseen items to an item id by skipping the
-    // seen ones below it: exact and O(log |seen|) without building the complement.
+    // seen ones below it, without building the complement.
     (0..count)
-        .map(|_| {
-            let k = rng.below(free as u64) as u32;
-            // Smallest x with k + 1 unseen items in [0, x]; that x is unseen.
-            let (mut lo, mut hi) = (k, k + seen.len() as u32);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let unseen_upto_mid = mid + 1 - seen.partition_point(|&s| s <= mid) as u32;
-                if unseen_upto_mid > k {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-            lo
-        })
+        .map(|_| unseen_item(seen, rng.below(free as u64) as u32))
         .collect()
+}
+
+/// The k-th unseen item (0-based) for sorted, distinct `seen`: the smallest
+/// x with x = k + |seen <= x|, reached by iterating x <- k + |seen <= x|
+/// from x = k (non-decreasing, and never past any solution). Sparse
+/// histories settle in two or three steps, each one binary search; a
+/// bisection over x took about eight.
+fn unseen_item(seen: &[u32], k: u32) -> u32 {
+    let mut x = k;
+    loop {
+        let next = k + seen.partition_point(|&s| s <= x) as u32;
+        if next == x {
+            return x;
+        }
+        x = next;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unseen_item_is_the_kth_item_of_the_complement() {
+        let mut rng = Rng::new(13);
+        for n in [1u32, 2, 10, 257] {
+            for _ in 0..20 {
+                let mut seen: Vec<u32> = (0..n).filter(|_| rng.uniform() < 0.4).collect();
+                seen.dedup();
+                let complement: Vec<u32> =
+                    (0..n).filter(|i| seen.binary_search(i).is_err()).collect();
+                for (k, &item) in complement.iter().enumerate() {
+                    assert_eq!(
+                        unseen_item(&seen, k as u32),
+                        item,
+                        "n {n}, seen {seen:?}, k {k}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn negatives_are_uniform_over_unseen_items() {

@@ -19,9 +19,19 @@ pub fn gather(table: &ArrayView2<f32>, ids: &[usize]) -> Array2<f32> {
 
 /// Adds each row of `d_rows` into row `ids[k]` of `grad` (repeated ids add up).
 pub fn scatter_add(grad: &mut Array2<f32>, ids: &[usize], d_rows: &ArrayView2<f32>) {
+    scatter_scaled_add(grad, ids, d_rows, 1.0);
+}
+
+/// Adds `alpha` times each row of `d_rows` into row `ids[k]` of `table`:
+/// an SGD step on the rows a batch touched, without a table-sized gradient.
+pub fn scatter_scaled_add(
+    table: &mut Array2<f32>,
+    ids: &[usize],
+    d_rows: &ArrayView2<f32>,
+    alpha: f32,
+) {
     for (&id, row) in ids.iter().zip(d_rows.rows()) {
-        let mut target = grad.row_mut(id);
-        target += &row;
+        table.row_mut(id).scaled_add(alpha, &row);
     }
 }
 
@@ -42,6 +52,27 @@ mod tests {
             gather(&table.view(), &ids),
             table.select(ndarray::Axis(0), &ids)
         );
+    }
+
+    #[test]
+    fn scaled_scatter_equals_a_step_with_the_scattered_gradient() {
+        let mut rng = Rng::new(9);
+        let table = random_matrix(5, 3, &mut rng);
+        let d_rows = random_matrix(4, 3, &mut rng);
+        let ids = [4usize, 1, 4, 0];
+        let mut grad = Array2::zeros(table.raw_dim());
+        scatter_add(&mut grad, &ids, &d_rows.view());
+        let mut expected = table.clone();
+        expected.scaled_add(-0.3, &grad);
+        let mut stepped = table.clone();
+        scatter_scaled_add(&mut stepped, &ids, &d_rows.view(), -0.3);
+        assert!(
+            stepped
+                .iter()
+                .zip(&expected)
+                .all(|(a, b)| (a - b).abs() < 1e-6)
+        );
+        assert_eq!(stepped.row(2), table.row(2), "an untouched row stays");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Affine layer y = x W + b.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
+use super::matmul::{matmul, matmul_add};
 use crate::model::params::impl_tensors;
 use crate::rng::Rng;
 
@@ -34,7 +35,7 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &ArrayView2<f32>) -> Array2<f32> {
-        let mut y = x.dot(&self.w);
+        let mut y = matmul(x, &self.w.view());
         y += &self.b;
         y
     }
@@ -47,13 +48,52 @@ impl Linear {
         grad: &mut Linear,
     ) -> Array2<f32> {
         self.backward_params(x, dy, grad);
-        dy.dot(&self.w.t())
+        matmul(dy, &self.w.t())
+    }
+
+    /// `forward` of the column-wise concatenation [x_1 | x_2 | ...] of
+    /// `blocks`, without building it: sum_k x_k W_k + b, W_k the rows of W
+    /// that block k meets.
+    pub fn forward_blocks(&self, blocks: &[ArrayView2<f32>]) -> Array2<f32> {
+        let mut offset = 0;
+        let mut y: Option<Array2<f32>> = None;
+        for x in blocks {
+            let w = self.w.slice(s![offset..offset + x.ncols(), ..]);
+            offset += x.ncols();
+            match y.as_mut() {
+                None => y = Some(matmul(x, &w)),
+                Some(y) => matmul_add(&mut y.view_mut(), x, &w),
+            }
+        }
+        assert_eq!(offset, self.inputs(), "blocks cover the layer's inputs");
+        let mut y = y.expect("at least one block");
+        y += &self.b;
+        y
+    }
+
+    /// `backward` of `forward_blocks`: adds dL/dW and dL/db into `grad` and
+    /// each block's dL/dx_k into `dx[k]`.
+    pub fn backward_blocks(
+        &self,
+        blocks: &[ArrayView2<f32>],
+        dy: &ArrayView2<f32>,
+        grad: &mut Linear,
+        dx: &mut [Array2<f32>],
+    ) {
+        let mut offset = 0;
+        for (x, dx) in blocks.iter().zip(dx) {
+            let rows = offset..offset + x.ncols();
+            offset += x.ncols();
+            matmul_add(&mut grad.w.slice_mut(s![rows.clone(), ..]), &x.t(), dy);
+            matmul_add(&mut dx.view_mut(), dy, &self.w.slice(s![rows, ..]).t());
+        }
+        grad.b += &dy.sum_axis(Axis(0));
     }
 
     /// Parameter gradients only, for inputs that need no gradient (frozen
     /// content features): skips the largest matrix product.
     pub fn backward_params(&self, x: &ArrayView2<f32>, dy: &ArrayView2<f32>, grad: &mut Linear) {
-        ndarray::linalg::general_mat_mul(1.0, &x.t(), dy, 1.0, &mut grad.w);
+        matmul_add(&mut grad.w.view_mut(), &x.t(), dy);
         grad.b += &dy.sum_axis(Axis(0));
     }
 }
@@ -88,5 +128,41 @@ mod tests {
             },
             &mut rng,
         );
+    }
+
+    #[test]
+    fn blocks_equal_the_concatenation() {
+        let mut rng = Rng::new(3);
+        let layer = Linear::new(7, 4, &mut rng);
+        let (a, b) = (random_matrix(5, 3, &mut rng), random_matrix(5, 4, &mut rng));
+        let cat = ndarray::concatenate![Axis(1), a, b];
+        let blocks = [a.view(), b.view()];
+        let close =
+            |x: &Array2<f32>, y: &Array2<f32>| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5);
+        assert!(close(
+            &layer.forward_blocks(&blocks),
+            &layer.forward(&cat.view())
+        ));
+        let dy = random_matrix(5, 4, &mut rng);
+        let (mut g_cat, mut g_blocks) = (layer.zeros_like(), layer.zeros_like());
+        let dx_cat = layer.backward(&cat.view(), &dy.view(), &mut g_cat);
+        let mut dx = [Array2::ones((5, 3)), Array2::ones((5, 4))];
+        layer.backward_blocks(&blocks, &dy.view(), &mut g_blocks, &mut dx);
+        assert!(
+            close(&g_blocks.w, &g_cat.w)
+                && close(
+                    &g_blocks.b.clone().insert_axis(Axis(0)),
+                    &g_cat.b.clone().insert_axis(Axis(0))
+                )
+        );
+        // dx accumulates into what was there (ones).
+        assert!(close(
+            &(&dx[0] - 1.0),
+            &dx_cat.slice(s![.., ..3]).to_owned()
+        ));
+        assert!(close(
+            &(&dx[1] - 1.0),
+            &dx_cat.slice(s![.., 3..]).to_owned()
+        ));
     }
 }

@@ -11,6 +11,8 @@ pub mod embedding;
 pub mod layer_norm;
 pub mod linear;
 pub mod loss;
+pub mod matmul;
+pub(crate) mod simd;
 
 #[cfg(test)]
 pub(crate) mod gradcheck;
