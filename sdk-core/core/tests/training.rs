@@ -2,9 +2,11 @@
 //! change of the global parameters only.
 
 use fedmr_core::model::params::Tensors;
-use fedmr_core::model::{Backbone, Expert, FusionMode};
-use fedmr_core::train::TrainConfig;
+use fedmr_core::model::{Backbone, Catalog, Expert, FusionMode};
+use fedmr_core::rng::Rng;
+use fedmr_core::train::{TrainConfig, train_local};
 use fedmr_test_support::Fixture;
+use ndarray::s;
 
 #[test]
 fn loss_decreases_over_local_epochs() {
@@ -99,6 +101,49 @@ fn bad_inputs_are_errors() {
         matches!(err, Err(fedmr_core::Error::Diverged { .. })),
         "{err:?}"
     );
+    assert_eq!(state, before, "a rejected call changes nothing");
+}
+
+#[test]
+fn a_catalog_that_does_not_fit_the_model_is_an_error_and_changes_nothing() {
+    let f = Fixture::new(Backbone::FedAvg);
+    let mut state = f.state(7);
+    let before = state.clone();
+    let n = f.catalog.n_items;
+    let narrower = Catalog {
+        n_items: n,
+        features: f
+            .catalog
+            .features
+            .iter()
+            .map(|m| m.slice(s![.., 1..]).to_owned())
+            .collect(),
+    };
+    let shorter = Catalog {
+        n_items: n - 1,
+        features: f
+            .catalog
+            .features
+            .iter()
+            .map(|m| m.slice(s![1.., ..]).to_owned())
+            .collect(),
+    };
+    let one_modality = Catalog {
+        n_items: n,
+        features: f.catalog.features[..1].to_vec(),
+    };
+    for catalog in [narrower, shorter, one_modality] {
+        let err = train_local(
+            &f.global,
+            &catalog,
+            f.cfg.backbone,
+            &mut state,
+            &f.users[0].train,
+            &TrainConfig::default(),
+            &mut Rng::new(1),
+        );
+        assert!(matches!(err, Err(fedmr_core::Error::Shape(_))), "{err:?}");
+    }
     assert_eq!(state, before, "a rejected call changes nothing");
 }
 
