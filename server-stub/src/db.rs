@@ -9,9 +9,14 @@ use std::path::Path;
 use fedmr_sqlite::{MigrateError, Step};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::checkpoint::Checkpointer;
 use crate::error::ServerError;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Closed-round payloads freed by each upload's commit: a round's are gone
+/// by the time half as many uploads have arrived in the next.
+const CLEARED_PER_INSERT: usize = 2;
 
 const MIGRATIONS: &[Step] = &[v0_to_v1];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -83,6 +88,12 @@ impl Durability {
 }
 
 pub struct ServerDb {
+    /// Declared before `conn`: the checkpoint thread stops first.
+    checkpointer: Option<Checkpointer>,
+    /// Rows of the closed round whose payloads are still stored: freed a
+    /// few per upload (`CLEARED_PER_INSERT`) rather than all in the close,
+    /// where freeing a round's megabytes stalled every upload.
+    uncleared: std::collections::VecDeque<i64>,
     conn: Connection,
     /// The file did not exist before this open: a new federation.
     pub fresh: bool,
@@ -155,7 +166,21 @@ impl ServerDb {
             other => ServerError::Damaged(format!("{}: {other}", path.display())),
         })?;
         tx.commit()?;
-        Ok(ServerDb { conn, fresh })
+        // Payloads a closed round left (the process stopped before they
+        // were freed); `length` reads no blob.
+        let uncleared = conn
+            .prepare(
+                "SELECT id FROM updates WHERE length(payload) > 0
+                 AND round < (SELECT MAX(version) FROM models) ORDER BY id",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ServerDb {
+            checkpointer: None,
+            uncleared,
+            conn,
+            fresh,
+        })
     }
 
     /// `PRAGMA synchronous` as SQLite reports it (1 NORMAL, 2 FULL).
@@ -241,20 +266,61 @@ impl ServerDb {
         Ok(())
     }
 
+    /// Moves WAL checkpoints out of the commits onto a thread of their own
+    /// (`checkpoint.rs`); the server's store does this once it is open.
+    pub fn checkpoint_in_background(&mut self, path: &Path) -> Result<(), ServerError> {
+        let checkpointer = Checkpointer::start(path)?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.checkpointer = Some(checkpointer);
+        Ok(())
+    }
+
+    fn wrote(&self, bytes: usize) {
+        if let Some(c) = &self.checkpointer {
+            c.wrote(bytes as u64);
+        }
+    }
+
     /// Stores an accepted update; after this returns, a kill cannot lose it.
     pub fn insert_update(
-        &self,
+        &mut self,
         round: u64,
         client: &str,
         key: &str,
         payload: &[u8],
     ) -> Result<(), ServerError> {
-        self.conn
-            .prepare_cached(
+        self.insert_updates(round, &[(client, key, payload)])
+    }
+
+    /// Stores accepted updates in one transaction, in the given order
+    /// (their arrival order, which replay follows); all or none.
+    pub fn insert_updates(
+        &mut self,
+        round: u64,
+        updates: &[(&str, &str, &[u8])],
+    ) -> Result<(), ServerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let clearing = self.uncleared.len().min(CLEARED_PER_INSERT * updates.len());
+        {
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO updates (round, client, idempotency_key, payload, received_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![round as i64, client, key, payload, now_ms()])?;
+            )?;
+            let now = now_ms();
+            for (client, key, payload) in updates {
+                insert.execute(params![round as i64, client, key, payload, now])?;
+            }
+            let mut clear =
+                tx.prepare_cached("UPDATE updates SET payload = zeroblob(0) WHERE id = ?1")?;
+            for id in self.uncleared.range(..clearing) {
+                clear.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        self.uncleared.drain(..clearing);
+        self.wrote(updates.iter().map(|u| u.2.len()).sum());
         Ok(())
     }
 
@@ -287,9 +353,10 @@ impl ServerDb {
     }
 
     /// Closes `round` atomically: the new model and optimiser state are
-    /// stored, the round's updates emptied to their keys (a late retry is
-    /// told it was counted, also after a restart), older rounds' deleted,
-    /// older models pruned (the last two versions stay).
+    /// stored, the round's updates kept for their keys (a late retry is
+    /// told it was counted, also after a restart; their payloads are freed
+    /// by the next uploads), older rounds' deleted, older models pruned
+    /// (the last two versions stay).
     pub fn close_round(&mut self, round: u64, next: &StoredModel) -> Result<(), ServerError> {
         let tx = self
             .conn
@@ -298,16 +365,21 @@ impl ServerDb {
             "INSERT INTO models (version, bytes, optimizer, created_ms) VALUES (?1, ?2, ?3, ?4)",
             params![next.version as i64, next.bytes, next.optimizer, now_ms()],
         )?;
-        tx.execute(
-            "UPDATE updates SET payload = zeroblob(0) WHERE round = ?1",
-            [round as i64],
-        )?;
+        // The round's payloads are freed by the next uploads' commits; its
+        // keys stay (a late retry is told it was counted). Older rounds'
+        // rows go, with any payload not freed yet.
+        let closed: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM updates WHERE round = ?1 ORDER BY id")?
+            .query_map([round as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         tx.execute("DELETE FROM updates WHERE round < ?1", [round as i64])?;
         tx.execute(
             "DELETE FROM models WHERE version < ?1",
             [next.version as i64 - 1],
         )?;
         tx.commit()?;
+        self.uncleared = closed.into();
+        self.wrote(next.bytes.len());
         Ok(())
     }
 
@@ -328,5 +400,69 @@ impl ServerDb {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_payload_bytes(db: &ServerDb, round: u64) -> Vec<i64> {
+        db.conn
+            .prepare("SELECT length(payload) FROM updates WHERE round = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([round as i64], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn model(version: u64) -> StoredModel {
+        StoredModel {
+            version,
+            bytes: vec![version as u8; 10],
+            optimizer: vec![],
+        }
+    }
+
+    #[test]
+    fn a_closed_rounds_payloads_are_freed_by_later_uploads_and_its_keys_stay() {
+        let dir = std::env::temp_dir().join(format!("fedmr-db-clear-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.sqlite");
+        let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
+        db.initialize(1, b"catalog", &model(1)).unwrap();
+        let payload = vec![7u8; 5000];
+        let five: Vec<(String, String)> =
+            (0..5).map(|i| (format!("c{i}"), format!("k{i}"))).collect();
+        let rows: Vec<(&str, &str, &[u8])> = five
+            .iter()
+            .map(|(c, k)| (c.as_str(), k.as_str(), payload.as_slice()))
+            .collect();
+        db.insert_updates(1, &rows).unwrap();
+        db.close_round(1, &model(2)).unwrap();
+        // The close itself frees nothing.
+        assert_eq!(stored_payload_bytes(&db, 1), vec![5000; 5]);
+        db.insert_update(2, "c0", "n0", &payload).unwrap();
+        assert_eq!(stored_payload_bytes(&db, 1), vec![0, 0, 5000, 5000, 5000]);
+        // What is left is found again after a restart.
+        drop(db);
+        let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
+        db.insert_update(2, "c1", "n1", &payload).unwrap();
+        assert_eq!(stored_payload_bytes(&db, 1), vec![0, 0, 0, 0, 5000]);
+        db.insert_update(2, "c2", "n2", &payload).unwrap();
+        assert_eq!(stored_payload_bytes(&db, 1), vec![0; 5]);
+        // The open round's payloads are untouched, the closed one's keys kept.
+        assert_eq!(stored_payload_bytes(&db, 2), vec![5000; 3]);
+        let mut keys = db.keys_of(1).unwrap();
+        keys.sort();
+        assert_eq!(keys, five);
+        // The next close removes the older round's rows.
+        db.close_round(2, &model(3)).unwrap();
+        assert!(db.keys_of(1).unwrap().is_empty());
+        assert_eq!(db.keys_of(2).unwrap().len(), 3);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,10 +6,12 @@
 pub mod auth;
 #[cfg(feature = "encoder")]
 pub mod catalog_build;
+mod checkpoint;
 pub mod config;
 pub mod db;
 mod downloads;
 pub mod error;
+mod group_commit;
 pub mod http;
 pub mod items_file;
 mod limits;

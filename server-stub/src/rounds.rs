@@ -21,6 +21,7 @@ use crate::auth::{Tokens, digest, new_token};
 use crate::config::{NormPolicy, ServerConfig};
 use crate::db::{ServerDb, StoredModel, now_ms};
 use crate::error::ServerError;
+use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::observer::UploadObserver;
 use crate::seal;
@@ -66,6 +67,9 @@ pub(crate) struct OpenRound {
     pub(crate) aggregator: Aggregator,
     /// Idempotency key of each client's update in this round.
     submitted: HashMap<String, String>,
+    /// Admitted updates waiting for their group commit (client, key): they
+    /// count towards a full round, so no more are admitted than it takes.
+    pending: HashMap<String, String>,
     /// The last closed round and its clients' keys: a retry whose answer
     /// was lost, arriving after the round closed, is told it was counted.
     closed: (u64, HashMap<String, String>),
@@ -91,6 +95,8 @@ pub struct ServerCore {
     db: Mutex<ServerDb>,
     snapshot: RwLock<Arc<Snapshot>>,
     pub(crate) round: Mutex<OpenRound>,
+    /// Uploads stored and aggregated together (`group_commit.rs`).
+    commits: GroupCommit<Admitted, Result<Accepted, ServerError>>,
     pub tokens: Tokens,
     pub metrics: Metrics,
     observer: OnceLock<Arc<dyn UploadObserver>>,
@@ -119,6 +125,7 @@ impl ServerCore {
             .map_err(|e| ServerError::Internal(format!("{}: {e}", config.data_dir.display())))?;
         let path = config.db_path();
         let mut db = ServerDb::open(&path, config.durability)?;
+        db.checkpoint_in_background(&path)?;
         if db.latest_model()?.is_none() {
             if !db.fresh {
                 return Err(ServerError::Damaged(format!(
@@ -199,6 +206,7 @@ impl ServerCore {
         let round = OpenRound {
             aggregator,
             submitted,
+            pending: HashMap::new(),
             closed: (
                 snapshot.version.saturating_sub(1),
                 closed_keys.into_iter().collect(),
@@ -215,6 +223,7 @@ impl ServerCore {
             db: Mutex::new(db),
             snapshot: RwLock::new(Arc::new(snapshot)),
             round: Mutex::new(round),
+            commits: GroupCommit::default(),
             tokens,
             metrics,
             observer: OnceLock::new(),
@@ -322,45 +331,147 @@ impl ServerCore {
             }
         }
 
-        let mut round = lock(&self.round);
-        // The round may have closed while this request was being checked.
-        if self.snapshot().version != snap.version {
-            if round.closed.0 == message.round
-                && round.closed.1.get(client) == Some(&message.idempotency_key)
-            {
-                return Ok(Accepted::Duplicate);
-            }
-            return Err(ServerError::Stale(format!(
-                "round {} closed while the update was in flight",
-                snap.version
-            )));
-        }
-        match round.submitted.get(client) {
-            Some(key) if *key == message.idempotency_key => return Ok(Accepted::Duplicate),
-            Some(_) => {
-                return Err(ServerError::AlreadySubmitted(format!(
-                    "client {client} already has an update in round {}",
+        // Admission, under the round lock but without storage: the slot is
+        // held as pending until the group commit stores the update.
+        {
+            let mut round = lock(&self.round);
+            // The round may have closed while this request was being checked.
+            if self.snapshot().version != snap.version {
+                if round.closed.0 == message.round
+                    && round.closed.1.get(client) == Some(&message.idempotency_key)
+                {
+                    return Ok(Accepted::Duplicate);
+                }
+                return Err(ServerError::Stale(format!(
+                    "round {} closed while the update was in flight",
                     snap.version
                 )));
             }
-            None => {}
+            match round.submitted.get(client) {
+                Some(key) if *key == message.idempotency_key => return Ok(Accepted::Duplicate),
+                Some(_) => return Err(already_submitted(client, snap.version)),
+                None => {}
+            }
+            match round.pending.get(client) {
+                // A retry of an update still being stored: its answer is
+                // the original's, known once the commit before it is done.
+                Some(key) if *key == message.idempotency_key => {}
+                Some(_) => return Err(already_submitted(client, snap.version)),
+                None => {
+                    // Refused only when the updates being stored will fill
+                    // the round; a full round whose close failed (storage)
+                    // takes more, and the next one retries the close.
+                    let needed = self.config.min_updates.max(1) as usize;
+                    let stored = round.submitted.len();
+                    if stored < needed && stored + round.pending.len() >= needed {
+                        return Err(ServerError::Stale(format!(
+                            "round {} is full; it closes when its last updates are stored",
+                            snap.version
+                        )));
+                    }
+                    round
+                        .pending
+                        .insert(client.to_string(), message.idempotency_key.clone());
+                }
+            }
         }
-        lock(&self.db).insert_update(
-            snap.version,
-            client,
-            &message.idempotency_key,
-            stored_bytes.as_deref().unwrap_or(bytes),
-        )?;
-        round.aggregator.add(&snap.global, &update)?;
-        round
-            .submitted
-            .insert(client.to_string(), message.idempotency_key);
+        let admitted = Admitted {
+            version: snap.version,
+            client: client.to_string(),
+            key: message.idempotency_key,
+            payload: match stored_bytes {
+                Some(clipped) => clipped,
+                None => bytes.to_vec(),
+            },
+            update,
+        };
+        self.commits.submit(
+            admitted,
+            |batch| self.store_batch(batch),
+            || Err(ServerError::Internal("storing the update failed".into())),
+        )
+    }
+
+    /// The group commit's step, in arrival order: stores the batch's new
+    /// updates in one transaction, then aggregates them in that order (the
+    /// order a restart replays) and closes the round once it is full.
+    fn store_batch(&self, batch: Vec<Admitted>) -> Vec<Result<Accepted, ServerError>> {
+        let mut round = lock(&self.round);
+        let snap = self.snapshot();
+        // A deadline may have closed the round since these were admitted.
+        let current = |a: &Admitted| a.version == snap.version;
+        let first_of_its_key = |i: usize, a: &Admitted| {
+            !batch[..i]
+                .iter()
+                .any(|b| b.client == a.client && b.key == a.key)
+        };
+        let new: Vec<usize> = (0..batch.len())
+            .filter(|&i| {
+                let a = &batch[i];
+                current(a) && !round.submitted.contains_key(&a.client) && first_of_its_key(i, a)
+            })
+            .collect();
+        let rows: Vec<(&str, &str, &[u8])> = new
+            .iter()
+            .map(|&i| {
+                let a = &batch[i];
+                (a.client.as_str(), a.key.as_str(), a.payload.as_slice())
+            })
+            .collect();
+        let stored = if rows.is_empty() {
+            Ok(())
+        } else {
+            lock(&self.db).insert_updates(snap.version, &rows)
+        };
+        let mut outcomes: Vec<Result<Accepted, ServerError>> = Vec::with_capacity(batch.len());
+        let mut closing = None;
+        for (i, a) in batch.iter().enumerate() {
+            let outcome = if !current(a) {
+                round.pending.remove(&a.client);
+                Err(ServerError::Stale(format!(
+                    "round {} closed while the update was in flight",
+                    a.version
+                )))
+            } else if !new.contains(&i) {
+                // A retry: the original's outcome decides.
+                match round.submitted.get(&a.client) {
+                    Some(key) if *key == a.key => Ok(Accepted::Duplicate),
+                    _ => Err(ServerError::Stale(format!(
+                        "the first attempt of this update in round {} was not stored; send it again",
+                        a.version
+                    ))),
+                }
+            } else {
+                round.pending.remove(&a.client);
+                match &stored {
+                    Err(e) => Err(ServerError::Internal(format!("storing the update: {e}"))),
+                    Ok(()) => match round.aggregator.add(&snap.global, &a.update) {
+                        Err(e) => Err(e.into()),
+                        Ok(()) => {
+                            round.submitted.insert(a.client.clone(), a.key.clone());
+                            if closing.is_none()
+                                && round.submitted.len() as u32 >= self.config.min_updates
+                            {
+                                closing = Some(i);
+                            }
+                            Ok(Accepted::New {
+                                round_closed: false,
+                            })
+                        }
+                    },
+                }
+            };
+            outcomes.push(outcome);
+        }
         self.metrics.set_round(snap.version, round.submitted.len());
-        let round_closed = round.submitted.len() as u32 >= self.config.min_updates;
-        if round_closed {
-            self.close(&mut round, &snap)?;
+        if let Some(i) = closing {
+            // The update that filled the round answers for its close (a
+            // failed close stays open and is retried by the ticker).
+            outcomes[i] = self
+                .close(&mut round, &snap)
+                .map(|()| Accepted::New { round_closed: true });
         }
-        Ok(Accepted::New { round_closed })
+        outcomes
     }
 
     /// Whether `message` (same client, round and idempotency key) was
@@ -466,6 +577,22 @@ impl ServerCore {
         self.metrics.round_closed(version);
         Ok(())
     }
+}
+
+/// An update admitted to the open round, on its way to storage.
+struct Admitted {
+    version: u64,
+    client: String,
+    key: String,
+    /// The bytes stored (the upload, or its clipped re-encoding).
+    payload: Vec<u8>,
+    update: fedmr_core::update::ModelUpdate,
+}
+
+fn already_submitted(client: &str, round: u64) -> ServerError {
+    ServerError::AlreadySubmitted(format!(
+        "client {client} already has an update in round {round}"
+    ))
 }
 
 /// The open round of `snap` rebuilt from its stored updates, in arrival

@@ -91,20 +91,22 @@ impl ModelUpdate {
         if rows.ids.windows(2).any(|w| w[0] >= w[1]) {
             return bad("item ids must be ascending and unique".into());
         }
-        if !self
-            .dense
-            .iter()
-            .chain(rows.values.iter())
-            .all(|v| v.is_finite())
-        {
-            return bad("non-finite value".into());
-        }
-        if let Some(v) = self
-            .dense
-            .iter()
-            .chain(rows.values.iter())
-            .find(|v| v.abs() > MAX_UPDATE_VALUE)
-        {
+        // One branch-free pass over contiguous slices (the server checks
+        // every upload; the chained element iterators cost 8% of its time).
+        let within = |values: &[f32]| {
+            values
+                .iter()
+                .fold(true, |ok, v| ok & (v.abs() <= MAX_UPDATE_VALUE))
+        };
+        let row_values = self.row_values();
+        if !(within(&self.dense) && within(&row_values)) {
+            let mut values = self.dense.iter().chain(row_values.iter());
+            if !values.clone().all(|v| v.is_finite()) {
+                return bad("non-finite value".into());
+            }
+            let v = values
+                .find(|v| v.abs() > MAX_UPDATE_VALUE)
+                .expect("a value failed the bound");
             return bad(format!(
                 "value {v:e} beyond the bound of {MAX_UPDATE_VALUE:e}"
             ));
@@ -114,13 +116,32 @@ impl ModelUpdate {
 
     /// L2 norm over every value the update carries (dense and item rows).
     pub fn l2_norm(&self) -> f32 {
-        let sq: f64 = self
-            .dense
-            .iter()
-            .chain(self.item_rows.values.iter())
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum();
-        sq.sqrt() as f32
+        // f64 sums in eight lanes: exact enough for a bound, and vectorised.
+        let sum_squares = |values: &[f32]| {
+            let mut lanes = [0f64; 8];
+            let chunks = values.chunks_exact(8);
+            let tail: f64 = chunks
+                .remainder()
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum();
+            for chunk in chunks {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += f64::from(v) * f64::from(v);
+                }
+            }
+            lanes.iter().sum::<f64>() + tail
+        };
+        (sum_squares(&self.dense) + sum_squares(&self.row_values())).sqrt() as f32
+    }
+
+    /// The item rows' values as one slice (borrowed when the rows are
+    /// contiguous, as every update built here is).
+    fn row_values(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self.item_rows.values.as_slice() {
+            Some(values) => std::borrow::Cow::Borrowed(values),
+            None => std::borrow::Cow::Owned(self.item_rows.values.iter().copied().collect()),
+        }
     }
 
     /// Scales every value by `factor` (clipping to a norm bound).
@@ -148,5 +169,93 @@ mod tests {
         update.scale(0.5);
         assert_eq!(update.l2_norm(), 2.5);
         assert_eq!(update.dense, vec![1.5]);
+    }
+
+    /// A fused model, so updates carry dense values too.
+    fn model() -> GlobalModel {
+        let mut rng = crate::rng::Rng::new(12);
+        let catalog = crate::model::Catalog {
+            n_items: 10,
+            features: vec![ndarray::Array2::from_shape_fn((10, 3), |_| {
+                rng.normal() as f32
+            })],
+        };
+        let config = crate::model::ModelConfig {
+            fusion: crate::model::FusionMode::full(),
+            dim: 4,
+            ..Default::default()
+        };
+        GlobalModel::new(&config, &catalog, 1).unwrap()
+    }
+
+    fn update_of(model: &GlobalModel, rows: ndarray::Array2<f32>) -> ModelUpdate {
+        ModelUpdate {
+            samples: 3,
+            item_rows: SparseRows {
+                ids: (0..rows.nrows() as u32).collect(),
+                values: rows,
+            },
+            dense: vec![0.25; model.dense.num_params()],
+        }
+    }
+
+    #[test]
+    fn every_value_is_checked_wherever_it_sits() {
+        let model = model();
+        let honest = ndarray::Array2::from_elem((9, 4), 0.5f32);
+        assert!(update_of(&model, honest.clone()).validate(&model).is_ok());
+        // Each position of the rows (within and after the eight-value
+        // chunks), each bad kind; the message names the kind.
+        for at in 0..honest.len() {
+            for (bad, says) in [
+                (f32::NAN, "non-finite"),
+                (f32::INFINITY, "non-finite"),
+                (-2e6, "beyond the bound"),
+            ] {
+                let mut rows = honest.clone();
+                rows.as_slice_mut().unwrap()[at] = bad;
+                let err = update_of(&model, rows).validate(&model).unwrap_err();
+                assert!(err.to_string().contains(says), "{at} {bad}: {err}");
+            }
+        }
+        // A non-finite value is named first even after a too-large one.
+        let mut rows = honest.clone();
+        rows[[0, 0]] = 5e6;
+        rows[[8, 3]] = f32::NAN;
+        let err = update_of(&model, rows).validate(&model).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        let mut update = update_of(&model, honest.clone());
+        *update.dense.last_mut().unwrap() = f32::NEG_INFINITY;
+        assert!(update.validate(&model).is_err());
+        // Rows that are not one contiguous slice are checked as well.
+        let mut wide = ndarray::Array2::from_elem((4, 9), 0.5f32);
+        wide[[3, 8]] = 3e6;
+        let err = update_of(&model, wide.reversed_axes())
+            .validate(&model)
+            .unwrap_err();
+        assert!(err.to_string().contains("beyond the bound"), "{err}");
+    }
+
+    #[test]
+    fn the_norm_equals_a_plain_sum_for_any_length() {
+        let model = model();
+        let mut rng = crate::rng::Rng::new(5);
+        for n in [1usize, 7, 8, 9, 23] {
+            let rows = ndarray::Array2::from_shape_fn((n, 4), |_| rng.normal() as f32);
+            let update = update_of(&model, rows);
+            let plain: f64 = update
+                .dense
+                .iter()
+                .chain(update.item_rows.values.iter())
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum();
+            let got = f64::from(update.l2_norm());
+            assert!((got - plain.sqrt()).abs() <= 1e-6 * plain.sqrt(), "{n}");
+            let transposed = update_of(
+                &model,
+                update.item_rows.values.t().to_owned().reversed_axes(),
+            );
+            assert_eq!(transposed.l2_norm(), update.l2_norm());
+        }
     }
 }

@@ -289,6 +289,25 @@ pub struct UpdateMessage {
     pub dense: Vec<f32>,
 }
 
+/// The serde layout `encode` writes, field by field, with the two float
+/// arrays read as blocks (`codec::decode_f32s`).
+impl<Context> bincode::Decode<Context> for UpdateMessage {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> std::result::Result<Self, bincode::error::DecodeError> {
+        use bincode::Decode;
+        Ok(UpdateMessage {
+            round: <u64 as Decode<Context>>::decode(decoder)?,
+            base_version: <u64 as Decode<Context>>::decode(decoder)?,
+            idempotency_key: <String as Decode<Context>>::decode(decoder)?,
+            samples: <u64 as Decode<Context>>::decode(decoder)?,
+            item_ids: <Vec<u32> as Decode<Context>>::decode(decoder)?,
+            item_rows: codec::decode_f32s(decoder)?,
+            dense: codec::decode_f32s(decoder)?,
+        })
+    }
+}
+
 impl UpdateMessage {
     pub fn new(
         round: u64,
@@ -315,7 +334,7 @@ impl UpdateMessage {
     /// `MAX_IDEMPOTENCY_KEY_BYTES` bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let (body, _) = envelope::open(bytes, MessageKind::Update)?;
-        let message: UpdateMessage = codec::decode(body, "update")?;
+        let message: UpdateMessage = codec::decode_native(body, "update")?;
         let key = message.idempotency_key.len();
         if key == 0 || key > MAX_IDEMPOTENCY_KEY_BYTES {
             return Err(Error::InvalidMessage(format!(
@@ -512,5 +531,44 @@ mod tests {
                 "dropout {bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_update_decodes_as_serde_wrote_it_and_hostile_lengths_are_refused() {
+        let mut rng = crate::rng::Rng::new(4);
+        for (ids, dim, dense) in [(0usize, 4usize, 0usize), (1, 3, 5), (300, 64, 4608)] {
+            let message = UpdateMessage {
+                round: 1 << 40,
+                base_version: 7,
+                idempotency_key: "k\u{e9}y".into(),
+                samples: 300,
+                item_ids: (0..ids as u32).map(|i| i * 1000 + 3).collect(),
+                item_rows: (0..ids * dim).map(|_| rng.normal() as f32).collect(),
+                dense: (0..dense).map(|_| rng.normal() as f32 * 1e-30).collect(),
+            };
+            let body = codec::encode(&message);
+            let native: UpdateMessage = codec::decode_native(&body, "update").unwrap();
+            let serde: UpdateMessage = codec::decode(&body, "update").unwrap();
+            assert_eq!(native, message);
+            assert_eq!(native, serde);
+            assert_eq!(UpdateMessage::decode(&message.encode()).unwrap(), message);
+            // Every truncation is an error, as is a trailing byte.
+            for cut in (0..body.len()).step_by(body.len() / 50 + 1) {
+                assert!(codec::decode_native::<UpdateMessage>(&body[..cut], "u").is_err());
+            }
+            let mut longer = body.clone();
+            longer.push(0);
+            assert!(codec::decode_native::<UpdateMessage>(&longer, "u").is_err());
+        }
+        // A float array whose count claims far more than the input holds
+        // (or than memory could) is refused, not allocated.
+        let mut hostile = codec::encode(&(1u64, 1u64, String::from("k"), 1u64, Vec::<u32>::new()));
+        hostile.push(253);
+        hostile.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let err = codec::decode_native::<UpdateMessage>(&hostile, "update").unwrap_err();
+        assert!(matches!(err, Error::InvalidMessage(_)), "{err}");
+        let mut short = codec::encode(&(1u64, 1u64, String::from("k"), 1u64, Vec::<u32>::new()));
+        short.push(200); // 200 floats claimed, none present
+        assert!(codec::decode_native::<UpdateMessage>(&short, "update").is_err());
     }
 }
