@@ -11,14 +11,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::checkpoint::Checkpointer;
 use crate::error::ServerError;
+use crate::round_log::RoundLogs;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Closed-round payloads freed by each upload's commit: a round's are gone
 /// by the time half as many uploads have arrived in the next.
 const CLEARED_PER_INSERT: usize = 2;
 
-const MIGRATIONS: &[Step] = &[v0_to_v1];
+const MIGRATIONS: &[Step] = &[v0_to_v1, v1_to_v2];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
 fn v0_to_v1(conn: &Connection) -> rusqlite::Result<()> {
@@ -48,6 +49,16 @@ fn v0_to_v1(conn: &Connection) -> rusqlite::Result<()> {
              token_sha256 BLOB NOT NULL UNIQUE,
              created_ms INTEGER NOT NULL
          );",
+    )
+}
+
+/// Payloads move to the round files (`round_log.rs`): a row holds where its
+/// payload is (`payload` stays empty), or, when both are NULL, the payload
+/// itself (rows stored before, and a backup's open round).
+fn v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE updates ADD COLUMN payload_at INTEGER;
+         ALTER TABLE updates ADD COLUMN payload_len INTEGER;",
     )
 }
 
@@ -94,6 +105,8 @@ pub struct ServerDb {
     /// few per upload (`CLEARED_PER_INSERT`) rather than all in the close,
     /// where freeing a round's megabytes stalled every upload.
     uncleared: std::collections::VecDeque<i64>,
+    /// Where new payloads go.
+    logs: RoundLogs,
     conn: Connection,
     /// The file did not exist before this open: a new federation.
     pub fresh: bool,
@@ -175,9 +188,19 @@ impl ServerDb {
             )?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let mut logs = RoundLogs::new(path, durability == Durability::Full);
+        let latest: Option<i64> =
+            conn.query_row("SELECT MAX(version) FROM models", [], |r| r.get(0))?;
+        match latest {
+            // Files left by another store of the same name are not ours.
+            None => logs.remove_all(),
+            // The open round's file and the one closed before it are kept.
+            Some(version) => logs.remove_before((version as u64).saturating_sub(1)),
+        }
         Ok(ServerDb {
             checkpointer: None,
             uncleared,
+            logs,
             conn,
             fresh,
         })
@@ -207,6 +230,11 @@ impl ServerDb {
         {
             let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
             backup.run_to_completion(256, std::time::Duration::ZERO, None)?;
+        }
+        if let Err(e) = inline_open_round(&dst, from) {
+            drop(dst);
+            let _ = std::fs::remove_file(to);
+            return Err(e);
         }
         let verdict: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if verdict != "ok" {
@@ -299,18 +327,33 @@ impl ServerDb {
         round: u64,
         updates: &[(&str, &str, &[u8])],
     ) -> Result<(), ServerError> {
+        // The payloads first: a row is committed only once its bytes are
+        // written (and synced under `Durability::Full`).
+        let payloads: Vec<&[u8]> = updates.iter().map(|u| u.2).collect();
+        let offsets = self
+            .logs
+            .append(round, &payloads)
+            .map_err(|e| ServerError::Internal(format!("writing the round's updates: {e}")))?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let clearing = self.uncleared.len().min(CLEARED_PER_INSERT * updates.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO updates (round, client, idempotency_key, payload, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO updates
+                     (round, client, idempotency_key, payload, payload_at, payload_len, received_ms)
+                 VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6)",
             )?;
             let now = now_ms();
-            for (client, key, payload) in updates {
-                insert.execute(params![round as i64, client, key, payload, now])?;
+            for ((client, key, payload), at) in updates.iter().zip(&offsets) {
+                insert.execute(params![
+                    round as i64,
+                    client,
+                    key,
+                    *at as i64,
+                    payload.len() as i64,
+                    now
+                ])?;
             }
             let mut clear =
                 tx.prepare_cached("UPDATE updates SET payload = zeroblob(0) WHERE id = ?1")?;
@@ -320,25 +363,47 @@ impl ServerDb {
         }
         tx.commit()?;
         self.uncleared.drain(..clearing);
-        self.wrote(updates.iter().map(|u| u.2.len()).sum());
+        self.wrote(updates.len() * 200);
         Ok(())
     }
 
     /// The open round's updates in arrival order (replayed at start).
     pub fn updates_of(&self, round: u64) -> Result<Vec<StoredUpdate>, ServerError> {
         let mut stmt = self.conn.prepare(
-            "SELECT client, idempotency_key, payload FROM updates WHERE round = ?1 ORDER BY id",
+            "SELECT client, idempotency_key, payload, payload_at, payload_len
+             FROM updates WHERE round = ?1 ORDER BY id",
         )?;
         let rows = stmt
             .query_map([round as i64], |r| {
-                Ok(StoredUpdate {
-                    client: r.get(0)?,
-                    idempotency_key: r.get(1)?,
-                    payload: r.get(2)?,
-                })
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(client, idempotency_key, inline, at, len)| {
+                let payload = match (at, len) {
+                    (Some(at), Some(len)) => {
+                        self.logs.read(round, at as u64, len as u64).map_err(|e| {
+                            ServerError::Damaged(format!(
+                                "round {round}: the payload of {client}'s update \
+                                 ({len} bytes at {at}) cannot be read: {e}"
+                            ))
+                        })?
+                    }
+                    _ => inline,
+                };
+                Ok(StoredUpdate {
+                    client,
+                    idempotency_key,
+                    payload,
+                })
+            })
+            .collect()
     }
 
     /// (client, idempotency key) of every update of `round`.
@@ -369,7 +434,9 @@ impl ServerDb {
         // keys stay (a late retry is told it was counted). Older rounds'
         // rows go, with any payload not freed yet.
         let closed: Vec<i64> = tx
-            .prepare_cached("SELECT id FROM updates WHERE round = ?1 ORDER BY id")?
+            .prepare_cached(
+                "SELECT id FROM updates WHERE round = ?1 AND length(payload) > 0 ORDER BY id",
+            )?
             .query_map([round as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         tx.execute("DELETE FROM updates WHERE round < ?1", [round as i64])?;
@@ -379,6 +446,9 @@ impl ServerDb {
         )?;
         tx.commit()?;
         self.uncleared = closed.into();
+        // The closed round's file stays until the next close, for a
+        // backup taken meanwhile; older ones go.
+        self.logs.remove_before(round);
         self.wrote(next.bytes.len());
         Ok(())
     }
@@ -403,6 +473,43 @@ impl ServerDb {
     }
 }
 
+/// In a backup copy, the open round's payloads are copied from the round
+/// file into their rows (a restored store has no round files); closed
+/// rounds' rows keep only their keys. The round file of the copy's open
+/// round outlives one more close (`close_round`), so it is there to read.
+fn inline_open_round(copy: &Connection, from: &Path) -> Result<(), ServerError> {
+    let open: Option<i64> = copy.query_row("SELECT MAX(version) FROM models", [], |r| r.get(0))?;
+    let Some(open) = open else {
+        return Ok(());
+    };
+    let logs = RoundLogs::new(from, false);
+    let rows: Vec<(i64, i64, i64)> = copy
+        .prepare(
+            "SELECT id, payload_at, payload_len FROM updates
+             WHERE round = ?1 AND payload_at IS NOT NULL",
+        )?
+        .query_map([open], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let tx = copy.unchecked_transaction()?;
+    for (id, at, len) in rows {
+        let payload = logs.read(open as u64, at as u64, len as u64).map_err(|e| {
+            ServerError::Internal(format!(
+                "the open round's updates could not be copied ({e}): run the backup again"
+            ))
+        })?;
+        tx.execute(
+            "UPDATE updates SET payload = ?1, payload_at = NULL, payload_len = NULL WHERE id = ?2",
+            params![payload, id],
+        )?;
+    }
+    tx.execute(
+        "UPDATE updates SET payload_at = NULL, payload_len = NULL WHERE round < ?1",
+        [open],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,25 +532,90 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_closed_rounds_payloads_are_freed_by_later_uploads_and_its_keys_stay() {
-        let dir = std::env::temp_dir().join(format!("fedmr-db-clear-{}", std::process::id()));
+    fn temp_store(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("fedmr-db-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("server.sqlite");
+        (dir, path)
+    }
+
+    fn round_file(path: &std::path::Path, round: u64) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}-rounds/round-{round}.updates", path.display()))
+    }
+
+    #[test]
+    fn payloads_are_written_once_to_their_round_file_and_go_with_it() {
+        let (dir, path) = temp_store("round-files");
         let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
         db.initialize(1, b"catalog", &model(1)).unwrap();
-        let payload = vec![7u8; 5000];
+        let (a, b) = (vec![1u8; 3000], vec![2u8; 700]);
+        db.insert_updates(1, &[("c0", "k0", &a), ("c1", "k1", &b)])
+            .unwrap();
+        db.insert_update(1, "c2", "k2", &a[..10]).unwrap();
+        // Not in SQLite: only where they are.
+        assert_eq!(stored_payload_bytes(&db, 1), vec![0, 0, 0]);
+        assert_eq!(std::fs::metadata(round_file(&path, 1)).unwrap().len(), 3710);
+        let read = |db: &ServerDb, round| -> Vec<Vec<u8>> {
+            db.updates_of(round)
+                .unwrap()
+                .into_iter()
+                .map(|u| u.payload)
+                .collect()
+        };
+        assert_eq!(read(&db, 1), vec![a.clone(), b.clone(), a[..10].to_vec()]);
+        // Bytes written without a committed row (a crash between the two)
+        // are never read, and appends go after them.
+        let mut garbage = std::fs::OpenOptions::new()
+            .append(true)
+            .open(round_file(&path, 1))
+            .unwrap();
+        std::io::Write::write_all(&mut garbage, &[9; 33]).unwrap();
+        drop(db);
+        let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
+        db.insert_update(1, "c3", "k3", &b).unwrap();
+        assert_eq!(read(&db, 1).len(), 4);
+        assert_eq!(read(&db, 1)[3], b);
+        // Closing keeps the closed round's file (a backup may be reading
+        // it); the next close removes it.
+        db.close_round(1, &model(2)).unwrap();
+        assert!(round_file(&path, 1).exists());
+        db.insert_update(2, "c0", "n0", &b).unwrap();
+        db.close_round(2, &model(3)).unwrap();
+        assert!(!round_file(&path, 1).exists());
+        assert!(round_file(&path, 2).exists());
+        // A damaged file is an error, not a short payload.
+        std::fs::write(round_file(&path, 2), [0u8; 5]).unwrap();
+        assert!(matches!(db.updates_of(2), Err(ServerError::Damaged(_))));
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn inline_payloads_of_a_closed_round_are_freed_by_later_uploads_and_its_keys_stay() {
+        // Rows with their payload inline are what a restored backup's
+        // open round holds.
+        let (dir, path) = temp_store("clear");
+        let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
+        db.initialize(1, b"catalog", &model(1)).unwrap();
         let five: Vec<(String, String)> =
             (0..5).map(|i| (format!("c{i}"), format!("k{i}"))).collect();
-        let rows: Vec<(&str, &str, &[u8])> = five
-            .iter()
-            .map(|(c, k)| (c.as_str(), k.as_str(), payload.as_slice()))
-            .collect();
-        db.insert_updates(1, &rows).unwrap();
+        for (c, k) in &five {
+            db.conn
+                .execute(
+                    "INSERT INTO updates (round, client, idempotency_key, payload, received_ms)
+                     VALUES (1, ?1, ?2, zeroblob(5000), 0)",
+                    params![c, k],
+                )
+                .unwrap();
+        }
+        drop(db);
+        let mut db = ServerDb::open(&path, Durability::Normal).unwrap();
+        assert_eq!(db.updates_of(1).unwrap().len(), 5);
         db.close_round(1, &model(2)).unwrap();
         // The close itself frees nothing.
         assert_eq!(stored_payload_bytes(&db, 1), vec![5000; 5]);
+        let payload = vec![7u8; 100];
         db.insert_update(2, "c0", "n0", &payload).unwrap();
         assert_eq!(stored_payload_bytes(&db, 1), vec![0, 0, 5000, 5000, 5000]);
         // What is left is found again after a restart.
@@ -453,8 +625,6 @@ mod tests {
         assert_eq!(stored_payload_bytes(&db, 1), vec![0, 0, 0, 0, 5000]);
         db.insert_update(2, "c2", "n2", &payload).unwrap();
         assert_eq!(stored_payload_bytes(&db, 1), vec![0; 5]);
-        // The open round's payloads are untouched, the closed one's keys kept.
-        assert_eq!(stored_payload_bytes(&db, 2), vec![5000; 3]);
         let mut keys = db.keys_of(1).unwrap();
         keys.sort();
         assert_eq!(keys, five);

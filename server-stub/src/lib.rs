@@ -17,6 +17,7 @@ pub mod items_file;
 mod limits;
 pub mod metrics;
 pub mod observer;
+mod round_log;
 pub mod rounds;
 pub mod seal;
 mod secure;

@@ -218,6 +218,15 @@ fn stored_updates(data_dir: &Path, scratch: &Path) -> Vec<(usize, String, Vec<u8
             std::fs::copy(&from, scratch.join(name)).unwrap();
         }
     }
+    // The round files hold the payloads (`round_log.rs`).
+    let rounds = data_dir.join("server.sqlite-rounds");
+    if let Ok(files) = std::fs::read_dir(&rounds) {
+        let to = scratch.join("server.sqlite-rounds");
+        std::fs::create_dir_all(&to).unwrap();
+        for file in files.flatten() {
+            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+        }
+    }
     let db = ServerDb::open(
         &scratch.join("server.sqlite"),
         fedmr_server::Durability::Normal,
