@@ -21,15 +21,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes `bytes` as a `T`, reading at most `MAX_BODY_BYTES`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     let config = CONFIG.with_limit::<MAX_BODY_BYTES>();
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config)
-        .map_err(|e| Error::InvalidMessage(format!("{what}: {e}")))?;
-    if used != bytes.len() {
-        return Err(Error::InvalidMessage(format!(
-            "{what}: {} trailing bytes after the message",
-            bytes.len() - used
-        )));
-    }
-    Ok(value)
+    whole(
+        bincode::serde::decode_from_slice::<T, _>(bytes, config),
+        bytes,
+        what,
+    )
 }
 
 /// Decodes `bytes` as a `T` through bincode's own `Decode` (for message
@@ -37,8 +33,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
 /// are the same as `encode` writes). Same limit and exactness as `decode`.
 pub fn decode_native<T: bincode::Decode<()>>(bytes: &[u8], what: &str) -> Result<T> {
     let config = CONFIG.with_limit::<MAX_BODY_BYTES>();
-    let (value, used) = bincode::decode_from_slice::<T, _>(bytes, config)
-        .map_err(|e| Error::InvalidMessage(format!("{what}: {e}")))?;
+    whole(
+        bincode::decode_from_slice::<T, _>(bytes, config),
+        bytes,
+        what,
+    )
+}
+
+/// A decode's value, if it read all of `bytes`.
+fn whole<T>(
+    decoded: std::result::Result<(T, usize), bincode::error::DecodeError>,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T> {
+    let (value, used) = decoded.map_err(|e| Error::InvalidMessage(format!("{what}: {e}")))?;
     if used != bytes.len() {
         return Err(Error::InvalidMessage(format!(
             "{what}: {} trailing bytes after the message",
