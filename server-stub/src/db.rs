@@ -1,6 +1,7 @@
 //! The server's SQLite file: the published catalog and model, the updates
-//! of the open round (durable before they are acknowledged), the
-//! optimiser state, and client tokens (hashed).
+//! of the open round (durable before they are acknowledged; their payloads
+//! in the round's file, `round_log.rs`), the optimiser state, and client
+//! tokens (hashed).
 //!
 //! Migrations by `PRAGMA user_version` through `fedmr_sqlite`, as on the device.
 

@@ -1,9 +1,11 @@
 //! The server's state machine, without HTTP: what is published, the open
 //! round, accepting an update, closing a round. Aggregation is the core's
 //! streaming `Aggregator` (running weighted sums: memory O(model) whatever
-//! the number of clients); every accepted update is in SQLite before it is
-//! acknowledged, and a restart replays the open round's updates in arrival
-//! order, so nothing acknowledged is lost and nothing is counted twice.
+//! the number of clients); every accepted update is stored before it is
+//! acknowledged (through a group commit, `group_commit.rs`, which also
+//! aggregates in the stored order), and a restart replays the open round's
+//! updates in that order, so nothing acknowledged is lost and nothing is
+//! counted twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
