@@ -329,7 +329,8 @@ fn init(args: &InitArgs) -> Result<(), String> {
             ));
         }
         let aside = path.with_extension(format!("sqlite.replaced-{}", now_ms()));
-        for suffix in ["", "-wal", "-shm"] {
+        // The round files (`server.sqlite-rounds`) go with their store.
+        for suffix in ["", "-wal", "-shm", "-rounds"] {
             let from = PathBuf::from(format!("{}{suffix}", path.display()));
             if from.exists() {
                 let to = PathBuf::from(format!("{}{suffix}", aside.display()));

@@ -266,6 +266,53 @@ fn serve_refuses_a_missing_store_and_init_makes_one_once() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("durability"));
 }
 
+/// `init --replace` moves the whole old store aside, its round files too:
+/// put back, it still holds its pending update.
+#[test]
+fn a_replaced_store_keeps_its_pending_updates() {
+    let dir = TempDir::new("replace-rounds");
+    let called = AtomicBool::new(false);
+    let core = open(&dir.0, &called).unwrap();
+    let _ = populate(&core);
+    drop(core);
+    let out = Command::new(BIN)
+        .args(["init", "--replace", "--data-dir"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aside = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.contains("replaced-")
+                && p.is_file()
+                && !name.ends_with("-wal")
+                && !name.ends_with("-shm")
+        })
+        .expect("the old store was kept");
+    let back = TempDir::new("replace-rounds-back");
+    std::fs::rename(&aside, db(&back.0)).unwrap();
+    let mut rounds = aside.into_os_string();
+    rounds.push("-rounds");
+    let mut to = db(&back.0).into_os_string();
+    to.push("-rounds");
+    std::fs::rename(&rounds, &to).expect("the round files were moved with the store");
+    let restored = open(&back.0, &called).unwrap();
+    assert_eq!(restored.snapshot().version, 3);
+    assert_eq!(
+        restored.round_message().accepted,
+        1,
+        "the pending update is there"
+    );
+}
+
 #[test]
 fn full_durability_syncs_every_commit() {
     let dir = TempDir::new("durability");
