@@ -193,8 +193,11 @@ impl ServerDb {
         let latest: Option<i64> =
             conn.query_row("SELECT MAX(version) FROM models", [], |r| r.get(0))?;
         match latest {
-            // Files left by another store of the same name are not ours.
-            None => logs.remove_all(),
+            // A new store: files left by another of the same name are not ours.
+            None if fresh => logs.remove_all(),
+            // A store without a model is refused by the server; its files
+            // are left as they are, like the store.
+            None => {}
             // The open round's file and the one closed before it are kept.
             Some(version) => logs.remove_before((version as u64).saturating_sub(1)),
         }

@@ -81,6 +81,10 @@ fn an_existing_store_without_a_model_is_refused_not_made_new() {
         } else {
             std::fs::write(db(&dir.0), b"").unwrap();
         }
+        // The round files of the rounds the lost WAL held are left too.
+        let rounds = dir.0.join("server.sqlite-rounds");
+        std::fs::create_dir_all(&rounds).unwrap();
+        std::fs::write(rounds.join("round-4.updates"), b"payloads").unwrap();
         let before = std::fs::read(db(&dir.0)).unwrap();
         let called = AtomicBool::new(false);
         let message = damaged(open(&dir.0, &called));
@@ -90,6 +94,10 @@ fn an_existing_store_without_a_model_is_refused_not_made_new() {
             std::fs::read(db(&dir.0)).unwrap(),
             before,
             "the file changed"
+        );
+        assert!(
+            rounds.join("round-4.updates").exists(),
+            "a refused store's round files were removed"
         );
     }
 }
@@ -126,6 +134,17 @@ fn a_lost_wal_is_caught_by_the_published_version_seal() {
     std::fs::copy(db(&dir.0), db(&lost.0)).unwrap();
     let seal = fedmr_server::seal::path(&db(&dir.0));
     std::fs::copy(&seal, fedmr_server::seal::path(&db(&lost.0))).unwrap();
+    // The round files survive such a crash: they are copied too.
+    let rounds = |d: &Path| d.join("server.sqlite-rounds");
+    std::fs::create_dir_all(rounds(&lost.0)).unwrap();
+    let files: Vec<_> = std::fs::read_dir(rounds(&dir.0))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(!files.is_empty());
+    for name in &files {
+        std::fs::copy(rounds(&dir.0).join(name), rounds(&lost.0).join(name)).unwrap();
+    }
     drop(core);
     called.store(false, Ordering::SeqCst);
     let message = damaged(open(&lost.0, &called));
@@ -134,6 +153,12 @@ fn a_lost_wal_is_caught_by_the_published_version_seal() {
         "{message}"
     );
     assert!(!called.load(Ordering::SeqCst));
+    for name in &files {
+        assert!(
+            rounds(&lost.0).join(name).exists(),
+            "a refused store's round files are left as they were"
+        );
+    }
     // The original, closed cleanly, opens with everything.
     let core = open(&dir.0, &called).unwrap();
     assert_eq!(core.snapshot().version, 3);
