@@ -69,9 +69,10 @@ pub(crate) struct OpenRound {
     pub(crate) aggregator: Aggregator,
     /// Idempotency key of each client's update in this round.
     submitted: HashMap<String, String>,
-    /// Admitted updates waiting for their group commit (client, key): they
-    /// count towards a full round, so no more are admitted than it takes.
-    pending: HashMap<String, String>,
+    /// Admitted updates waiting for their group commit, client -> (round,
+    /// key): they count towards a full round, so no more are admitted than
+    /// it takes. A close drops its round's (their commit refuses them).
+    pending: HashMap<String, (u64, String)>,
     /// The last closed round and its clients' keys: a retry whose answer
     /// was lost, arriving after the round closed, is told it was counted.
     closed: (u64, HashMap<String, String>),
@@ -354,7 +355,7 @@ impl ServerCore {
                 Some(_) => return Err(already_submitted(client, snap.version)),
                 None => {}
             }
-            match round.pending.get(client) {
+            match round.pending.get(client).map(|(_, key)| key) {
                 // A retry of an update still being stored: its answer is
                 // the original's, known once the commit before it is done.
                 Some(key) if *key == message.idempotency_key => {}
@@ -371,9 +372,10 @@ impl ServerCore {
                             snap.version
                         )));
                     }
-                    round
-                        .pending
-                        .insert(client.to_string(), message.idempotency_key.clone());
+                    round.pending.insert(
+                        client.to_string(),
+                        (snap.version, message.idempotency_key.clone()),
+                    );
                 }
             }
         }
@@ -429,7 +431,7 @@ impl ServerCore {
         let mut closing = None;
         for (i, a) in batch.iter().enumerate() {
             let outcome = if !current(a) {
-                round.pending.remove(&a.client);
+                release(&mut round.pending, a);
                 Err(ServerError::Stale(format!(
                     "round {} closed while the update was in flight",
                     a.version
@@ -444,7 +446,7 @@ impl ServerCore {
                     ))),
                 }
             } else {
-                round.pending.remove(&a.client);
+                release(&mut round.pending, a);
                 match &stored {
                     Err(e) => Err(ServerError::Internal(format!("storing the update: {e}"))),
                     Ok(()) => match round.aggregator.add(&snap.global, &a.update) {
@@ -574,6 +576,9 @@ impl ServerCore {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         round.optimizer = optimizer;
         round.closed = (snap.version, std::mem::take(&mut round.submitted));
+        // Uploads of the closed round still waiting for their commit are
+        // refused by it; their slots must not hold the next round's.
+        round.pending.retain(|_, (v, _)| *v > snap.version);
         round.deadline = Instant::now() + self.config.round_duration;
         round.deadline_ms = now_ms() as u64 + self.config.round_duration.as_millis() as u64;
         self.metrics.round_closed(version);
@@ -589,6 +594,13 @@ struct Admitted {
     /// The bytes stored (the upload, or its clipped re-encoding).
     payload: Vec<u8>,
     update: fedmr_core::update::ModelUpdate,
+}
+
+/// Frees `a`'s admission slot (if a close has not already).
+fn release(pending: &mut HashMap<String, (u64, String)>, a: &Admitted) {
+    if pending.get(&a.client).is_some_and(|(v, _)| *v == a.version) {
+        pending.remove(&a.client);
+    }
 }
 
 fn already_submitted(client: &str, round: u64) -> ServerError {
@@ -671,3 +683,91 @@ fn initialize(
 
 /// How long the deadline checker sleeps between ticks.
 pub const TICK: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedmr_core::data::synthetic::{SyntheticConfig, generate};
+    use fedmr_core::model::params::Tensors;
+
+    fn open_core(dir: &std::path::Path) -> ServerCore {
+        let mut config = ServerConfig::new(dir, "admin");
+        config.min_updates = 3;
+        let ds = generate(&SyntheticConfig {
+            n_users: 8,
+            n_items: 30,
+            modality_dim: 4,
+            seed: 2,
+            ..SyntheticConfig::default()
+        });
+        let model = ModelConfig {
+            dim: 4,
+            ..ModelConfig::default()
+        };
+        ServerCore::open(config, || {
+            crate::genesis_from_dataset(&ds, &model, &TrainConfig::default(), 1)
+        })
+        .unwrap()
+    }
+
+    fn upload(core: &ServerCore, key: &str) -> UpdateMessage {
+        let snap = core.snapshot();
+        UpdateMessage {
+            round: snap.version,
+            base_version: snap.version,
+            idempotency_key: key.into(),
+            samples: 5,
+            item_ids: vec![1, 4],
+            item_rows: vec![0.01; 2 * snap.global.dim()],
+            dense: vec![0.001; snap.global.dense.num_params()],
+        }
+    }
+
+    /// A round closed by its deadline while an upload of it waits for its
+    /// commit: that upload's slot must not hold its client's upload for
+    /// the next round, and its commit, refusing it, must not free the new one.
+    #[test]
+    fn a_deadline_close_frees_the_slots_of_uploads_still_waiting() {
+        let dir = fedmr_test_support::TempDir::new("pending-slots");
+        let core = open_core(&dir.0);
+        let waiting = upload(&core, "old");
+        lock(&core.round)
+            .pending
+            .insert("a".into(), (1, "old".into()));
+        assert_eq!(
+            core.submit("b", &upload(&core, "kb").encode()).unwrap(),
+            Accepted::New {
+                round_closed: false
+            }
+        );
+        lock(&core.round).deadline = Instant::now() - Duration::from_secs(1);
+        assert!(core.tick().unwrap(), "the deadline closes round 1");
+        assert_eq!(core.snapshot().version, 2);
+
+        let next = core.submit("a", &upload(&core, "new").encode());
+        assert_eq!(
+            next.unwrap(),
+            Accepted::New {
+                round_closed: false
+            }
+        );
+        // The round-1 upload's commit comes last and is refused as stale.
+        let answers = core.store_batch(vec![Admitted {
+            version: 1,
+            client: "a".into(),
+            key: "old".into(),
+            payload: waiting.encode(),
+            update: waiting.to_update(core.snapshot().global.dim()).unwrap(),
+        }]);
+        assert!(
+            matches!(answers[0], Err(ServerError::Stale(_))),
+            "{answers:?}"
+        );
+        assert_eq!(core.round_message().accepted, 1);
+        // The new upload's retry is still known as the same update.
+        assert_eq!(
+            core.submit("a", &upload(&core, "new").encode()).unwrap(),
+            Accepted::Duplicate
+        );
+    }
+}
